@@ -1,0 +1,58 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from signaling.config import Settings, ensure_data_dir, jwt_secret
+from signaling.errors import error_middleware
+from signaling.handlers import ROUTES
+from signaling.keys import DATABASE, MEETING_HOOKS, SETTINGS, TOKENS, MeetingHooks
+from signaling.tokens import TokenService
+from storage.database import Database
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(settings: Settings, database: Database | None = None) -> web.Application:
+    """Build the app. A database may be handed in (tests); otherwise one is opened from settings.
+
+    Migrations are not run here: `tertulia serve` runs them before the app starts.
+    """
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[TOKENS] = TokenService(jwt_secret(settings), settings.token_ttl_seconds)
+    app[MEETING_HOOKS] = MeetingHooks()
+    app.cleanup_ctx.append(_database_context(database))
+    ROUTES.register(app)
+    _add_web_client(app)
+    return app
+
+
+def _database_context(given: Database | None):  # type: ignore[no-untyped-def]
+    async def database_context(app: web.Application) -> AsyncIterator[None]:
+        ensure_data_dir(app[SETTINGS])
+        database = given or Database(app[SETTINGS].resolved_database_url)
+        app[DATABASE] = database
+        yield
+        if given is None:
+            await database.dispose()
+
+    return database_context
+
+
+def _add_web_client(app: web.Application) -> None:
+    """Serve the browser client: pages by route, assets from web/."""
+    index = WEB_DIR / "index.html"
+
+    async def page(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(index)
+
+    app.router.add_get("/", page)
+    app.router.add_get("/m/{room_id}", page)
+    app.router.add_static("/static/", WEB_DIR, show_index=False, follow_symlinks=False)

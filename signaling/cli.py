@@ -1,0 +1,148 @@
+"""The `tertulia` command: serve, migrate, create-user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from signaling.app import create_app
+from signaling.config import ConfigError, Settings, ensure_data_dir, load_settings
+from signaling.passwords import hash_password
+from signaling.schemas import UserCreate
+from storage import users
+from storage.database import Database
+from storage.migrate import upgrade
+
+log = logging.getLogger("tertulia")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    overrides = (
+        {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        if args.command == "serve"
+        else {}
+    )
+    try:
+        settings = load_settings(**overrides)
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return int(args.func(settings, args) or 0)
+    except ConfigError as exc:
+        print(f"tertulia: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tertulia", description="Tertulia meeting server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply migrations and run the server")
+    serve.add_argument("--host", help="address to listen on (default TERTULIA_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default TERTULIA_PORT or 8080)")
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(func=_migrate)
+
+    create = sub.add_parser("create-user", help="create an account; prints its id")
+    create.add_argument("email")
+    create.add_argument("--name", required=True, help="display name")
+    create.add_argument("--admin", action="store_true", help="make the user an administrator")
+    create.add_argument("--password", help="password (default: read from standard input)")
+    create.set_defaults(func=_create_user)
+    return parser
+
+
+async def _migrated_database(settings: Settings) -> Database:
+    ensure_data_dir(settings)
+    database = Database(settings.resolved_database_url)
+    try:
+        await upgrade(database)
+    except Exception as exc:
+        await database.dispose()
+        raise ConfigError(f"cannot migrate the database: {type(exc).__name__}: {exc}") from None
+    return database
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    async def run() -> None:
+        database = await _migrated_database(settings)
+        await database.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
+def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    async def build() -> web.Application:
+        database = await _migrated_database(settings)
+        async with database.session() as session:
+            if await users.count_users(session) == 0:
+                log.warning(
+                    "no accounts yet: create the first admin with "
+                    "`tertulia create-user you@example.org --name 'Your Name' --admin`"
+                )
+        app = create_app(settings, database)
+
+        async def close_database(_app: web.Application) -> None:
+            await database.dispose()
+
+        app.on_cleanup.append(close_database)
+        log.info("Tertulia is running: open %s", settings.resolved_public_url)
+        return app
+
+    web.run_app(build(), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def _create_user(settings: Settings, args: argparse.Namespace) -> int:
+    password = args.password
+    if password is None:
+        password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline()
+        password = password.rstrip("\n")
+    try:
+        body = UserCreate(
+            email=args.email,
+            display_name=args.name,
+            password=password,
+            role="admin" if args.admin else "member",
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid {field}: {first['msg']}") from None
+
+    async def run() -> int:
+        database = await _migrated_database(settings)
+        try:
+            async with database.session() as session:
+                user = await users.create_user(
+                    session,
+                    email=body.email,
+                    display_name=body.display_name,
+                    password_hash=hash_password(body.password),
+                    role=body.role,
+                )
+            return user.id
+        except users.EmailTaken:
+            raise ConfigError(f"a user with e-mail {body.email} already exists") from None
+        finally:
+            await database.dispose()
+
+    user_id = asyncio.run(run())
+    sys.stdout.write(f"{user_id}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Settings from environment variables (prefix TERTULIA_), with documented defaults.
+
+Every setting is listed in the README's configuration table. Invalid values stop start-up
+with one line naming the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+JWT_SECRET_FILE = "jwt-secret"
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message is one line meant for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TERTULIA_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("tertulia-data")
+    database_url: str | None = None
+    jwt_secret: str | None = Field(default=None, repr=False)
+    public_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    token_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
+    allow_registration: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not all(part.isalnum() or "-" in part for part in value.split(".")):
+                raise ValueError("must be an IP address or a host name") from None
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tertulia.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        shown_host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
+        return f"http://{shown_host}:{self.port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise ConfigError with one readable line when it is invalid."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "TERTULIA_" + str(first["loc"][0]).upper() if first["loc"] else "TERTULIA_*"
+        raise ConfigError(f"invalid setting {name}: {first['msg']}") from None
+
+
+def ensure_data_dir(settings: Settings) -> Path:
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create TERTULIA_DATA_DIR {settings.data_dir}: {exc}") from None
+    return settings.data_dir
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The configured secret, or one generated on first start and kept in the data dir."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = ensure_data_dir(settings) / JWT_SECRET_FILE
+    try:
+        if path.exists():
+            secret = path.read_text().strip()
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ConfigError(f"{path} holds a secret that is too short; delete it")
+            return secret
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read or write {path}: {exc}") from None
+    log.info("generated a new JWT secret in %s", path)
+    return secret

@@ -1,0 +1,6 @@
+"""REST handlers; importing this package fills ROUTES."""
+
+from signaling.handlers import accounts, meetings, system
+from signaling.handlers.table import ROUTES
+
+__all__ = ["ROUTES", "accounts", "meetings", "system"]

@@ -1,0 +1,180 @@
+"""Sign-in, the caller's own account, and admin user management."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from signaling.auth import current_admin, current_user
+from signaling.errors import ApiError
+from signaling.handlers.bodies import json_model, parse_body, parse_query
+from signaling.handlers.table import ROUTES
+from signaling.keys import DATABASE, SETTINGS, TOKENS
+from signaling.passwords import hash_password, verify_password
+from signaling.schemas import (
+    LoginRequest,
+    LoginResponse,
+    PageQuery,
+    RegisterRequest,
+    UserCreate,
+    UserOut,
+    UserPage,
+    UserPatch,
+)
+from storage import users
+from storage.models import User
+
+
+def _login_response(request: web.Request, user: User) -> web.Response:
+    tokens = request.app[TOKENS]
+    return json_model(
+        LoginResponse(
+            token=tokens.issue(user.id, user.role),
+            expires_in=tokens.ttl_seconds,
+            user=UserOut.model_validate(user),
+        )
+    )
+
+
+@ROUTES.route(
+    "POST",
+    "/api/auth/login",
+    summary="Sign in with e-mail and password",
+    tag="auth",
+    auth=False,
+    body=LoginRequest,
+    response=LoginResponse,
+    errors=(401, 403),
+)
+async def login(request: web.Request) -> web.Response:
+    body = await parse_body(request, LoginRequest)
+    async with request.app[DATABASE].session() as session:
+        user = await users.get_user_by_email(session, body.email)
+    stored_hash = user.password_hash if user else None
+    # argon2 takes tens of milliseconds: keep it off the event loop that carries media.
+    if not await asyncio.to_thread(verify_password, stored_hash, body.password) or user is None:
+        raise ApiError(401, "invalid-credentials", "wrong e-mail or password")
+    if not user.is_active:
+        raise ApiError(403, "account-disabled", "this account is disabled")
+    return _login_response(request, user)
+
+
+@ROUTES.route(
+    "POST",
+    "/api/auth/register",
+    summary="Self-registration (only when enabled)",
+    tag="auth",
+    auth=False,
+    body=RegisterRequest,
+    response=LoginResponse,
+    status=201,
+    errors=(403, 409),
+)
+async def register(request: web.Request) -> web.Response:
+    if not request.app[SETTINGS].allow_registration:
+        raise ApiError(403, "registration-disabled", "self-registration is disabled here")
+    body = await parse_body(request, RegisterRequest)
+    user = await _create(request, body.email, body.display_name, body.password, "member")
+    response = _login_response(request, user)
+    response.set_status(201)
+    return response
+
+
+@ROUTES.route(
+    "GET",
+    "/api/me",
+    summary="The signed-in user",
+    tag="auth",
+    response=UserOut,
+)
+async def me(request: web.Request) -> web.Response:
+    return json_model(UserOut.model_validate(await current_user(request)))
+
+
+@ROUTES.route(
+    "POST",
+    "/api/users",
+    summary="Create a user (admin)",
+    tag="users",
+    body=UserCreate,
+    response=UserOut,
+    status=201,
+    errors=(409,),
+)
+async def create_user(request: web.Request) -> web.Response:
+    await current_admin(request)
+    body = await parse_body(request, UserCreate)
+    user = await _create(request, body.email, body.display_name, body.password, body.role)
+    return json_model(UserOut.model_validate(user), status=201)
+
+
+@ROUTES.route(
+    "GET",
+    "/api/users",
+    summary="List users (admin)",
+    tag="users",
+    query=PageQuery,
+    response=UserPage,
+)
+async def list_users(request: web.Request) -> web.Response:
+    await current_admin(request)
+    page = parse_query(request, PageQuery)
+    async with request.app[DATABASE].session() as session:
+        rows, total = await users.list_users(session, limit=page.limit, offset=page.offset)
+        items = [UserOut.model_validate(u) for u in rows]
+    return json_model(UserPage(items=items, total=total, limit=page.limit, offset=page.offset))
+
+
+@ROUTES.route(
+    "PATCH",
+    "/api/users/{user_id}",
+    summary="Change a user's name, role or active flag (admin)",
+    tag="users",
+    body=UserPatch,
+    response=UserOut,
+    errors=(404, 409),
+)
+async def patch_user(request: web.Request) -> web.Response:
+    admin = await current_admin(request)
+    user_id = _int_id(request.match_info["user_id"])
+    body = await parse_body(request, UserPatch)
+    changes = body.model_dump(exclude_unset=True)
+    if None in changes.values():
+        raise ApiError(422, "validation-failed", "fields may be omitted but not null")
+    if user_id == admin.id and (
+        changes.get("is_active") is False or changes.get("role") == "member"
+    ):
+        raise ApiError(
+            409, "cannot-demote-self", "an administrator cannot disable or demote themself"
+        )
+    async with request.app[DATABASE].session() as session:
+        user = await users.get_user(session, user_id)
+        if user is None:
+            raise ApiError(404, "user-not-found", "no such user")
+        for name, value in changes.items():
+            setattr(user, name, value)
+        await session.flush()
+        out = UserOut.model_validate(user)
+    return json_model(out)
+
+
+async def _create(request: web.Request, email: str, name: str, password: str, role: str) -> User:
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with request.app[DATABASE].session() as session:
+        try:
+            return await users.create_user(
+                session,
+                email=email,
+                display_name=name,
+                password_hash=password_hash,
+                role=role,
+            )
+        except users.EmailTaken:
+            raise ApiError(409, "email-taken", "an account with this e-mail exists") from None
+
+
+def _int_id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(404, "user-not-found", "no such user")
+    return int(raw)

@@ -1,0 +1,224 @@
+"""Meetings REST API: create, list, read, change, delete, join, end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from signaling.auth import current_user
+from signaling.errors import ApiError
+from signaling.handlers.bodies import json_model, parse_body, parse_query
+from signaling.handlers.table import ROUTES
+from signaling.keys import DATABASE, MEETING_HOOKS, SETTINGS
+from signaling.schemas import (
+    HostOut,
+    JoinResponse,
+    MeetingCreate,
+    MeetingListQuery,
+    MeetingOut,
+    MeetingPage,
+    MeetingPatch,
+    MeetingSettingsOut,
+)
+from storage import meetings
+from storage.models import Meeting, User
+
+MEETING_PATH = "/api/meetings/{room_id}"
+
+
+def meeting_out(request: web.Request, meeting: Meeting, viewer: User) -> MeetingOut:
+    base = request.app[SETTINGS].resolved_public_url
+    return MeetingOut(
+        room_id=meeting.room_id,
+        title=meeting.title,
+        description=meeting.description,
+        host=HostOut.model_validate(meeting.host),
+        scheduled_start=meeting.scheduled_start,
+        duration_minutes=meeting.duration_minutes,
+        settings=MeetingSettingsOut(
+            max_participants=meeting.max_participants,
+            require_approval=meeting.require_approval,
+            enable_recording=meeting.enable_recording,
+            enable_chat=meeting.enable_chat,
+        ),
+        status=meeting.status,  # type: ignore[arg-type]
+        started_at=meeting.started_at,
+        ended_at=meeting.ended_at,
+        created_at=meeting.created_at,
+        updated_at=meeting.updated_at,
+        join_url=f"{base}/m/{meeting.room_id}",
+        is_host=meeting.host_id == viewer.id,
+    )
+
+
+async def _load(session: Any, room_id: str) -> Meeting:
+    meeting = await meetings.get_meeting(session, room_id)
+    if meeting is None:
+        raise ApiError(404, "meeting-not-found", "no meeting has this id")
+    return meeting
+
+
+def _require_host_or_admin(meeting: Meeting, user: User) -> None:
+    if meeting.host_id != user.id and user.role != "admin":
+        raise ApiError(403, "not-host", "only the meeting's host or an administrator may do this")
+
+
+@ROUTES.route(
+    "POST",
+    "/api/meetings",
+    summary="Create a meeting",
+    tag="meetings",
+    body=MeetingCreate,
+    response=MeetingOut,
+    status=201,
+)
+async def create_meeting(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await parse_body(request, MeetingCreate)
+    async with request.app[DATABASE].session() as session:
+        meeting = await meetings.create_meeting(
+            session,
+            host_id=user.id,
+            title=body.title,
+            description=body.description,
+            scheduled_start=body.scheduled_start,
+            duration_minutes=body.duration_minutes,
+            **body.settings.model_dump(),
+        )
+        out = meeting_out(request, meeting, user)
+    return json_model(out, status=201)
+
+
+@ROUTES.route(
+    "GET",
+    "/api/meetings",
+    summary="The caller's meetings (hosted or joined), upcoming first",
+    tag="meetings",
+    query=MeetingListQuery,
+    response=MeetingPage,
+)
+async def list_meetings(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    query = parse_query(request, MeetingListQuery)
+    async with request.app[DATABASE].session() as session:
+        rows, total = await meetings.list_meetings_for_user(
+            session, user.id, when=query.when, limit=query.limit, offset=query.offset
+        )
+        items = [meeting_out(request, m, user) for m in rows]
+    return json_model(MeetingPage(items=items, total=total, limit=query.limit, offset=query.offset))
+
+
+@ROUTES.route(
+    "GET",
+    MEETING_PATH,
+    summary="One meeting",
+    tag="meetings",
+    response=MeetingOut,
+    errors=(404,),
+)
+async def get_meeting(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    async with request.app[DATABASE].session() as session:
+        meeting = await _load(session, request.match_info["room_id"])
+        out = meeting_out(request, meeting, user)
+    return json_model(out)
+
+
+@ROUTES.route(
+    "PATCH",
+    MEETING_PATH,
+    summary="Change a meeting (host or admin)",
+    tag="meetings",
+    body=MeetingPatch,
+    response=MeetingOut,
+    errors=(404, 409),
+)
+async def patch_meeting(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await parse_body(request, MeetingPatch)
+    changes = body.model_dump(exclude_unset=True, exclude={"settings"})
+    if body.settings is not None:
+        changes |= body.settings.model_dump(exclude_unset=True)
+    nullable = {"scheduled_start"}
+    if any(value is None and name not in nullable for name, value in changes.items()):
+        raise ApiError(422, "validation-failed", "only scheduled_start may be set to null")
+    async with request.app[DATABASE].session() as session:
+        meeting = await _load(session, request.match_info["room_id"])
+        _require_host_or_admin(meeting, user)
+        if meeting.status == "ended":
+            raise ApiError(409, "meeting-ended", "an ended meeting cannot be changed")
+        await meetings.update_meeting(session, meeting, **changes)
+        out = meeting_out(request, meeting, user)
+    return json_model(out)
+
+
+@ROUTES.route(
+    "DELETE",
+    MEETING_PATH,
+    summary="Delete a meeting (host or admin)",
+    tag="meetings",
+    status=204,
+    errors=(404,),
+)
+async def delete_meeting(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    room_id = request.match_info["room_id"]
+    async with request.app[DATABASE].session() as session:
+        meeting = await _load(session, room_id)
+        _require_host_or_admin(meeting, user)
+        await meetings.delete_meeting(session, meeting)
+    await request.app[MEETING_HOOKS].meeting_ended(room_id)
+    return web.Response(status=204)
+
+
+@ROUTES.route(
+    "POST",
+    MEETING_PATH + "/join",
+    summary="Record a visit to the meeting",
+    tag="meetings",
+    response=JoinResponse,
+    errors=(404, 409),
+)
+async def join_meeting(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    room_id = request.match_info["room_id"]
+    async with request.app[DATABASE].session() as session:
+        await _load(session, room_id)
+        try:
+            joined = await meetings.join_meeting(session, room_id, user.id)
+        except meetings.MeetingEnded:
+            raise ApiError(409, "meeting-ended", "this meeting has ended") from None
+        except meetings.MeetingFull:
+            raise ApiError(409, "meeting-full", "this meeting is full") from None
+        await session.refresh(joined.meeting, ["host"])
+        out = JoinResponse(
+            meeting=meeting_out(request, joined.meeting, user),
+            participation_id=joined.participation.id,
+            role=joined.participation.role,  # type: ignore[arg-type]
+            joined_at=joined.participation.joined_at,
+        )
+    return json_model(out)
+
+
+@ROUTES.route(
+    "POST",
+    MEETING_PATH + "/end",
+    summary="End the meeting for everyone (host)",
+    tag="meetings",
+    response=MeetingOut,
+    errors=(404, 409),
+)
+async def end_meeting(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    room_id = request.match_info["room_id"]
+    async with request.app[DATABASE].session() as session:
+        meeting = await _load(session, room_id)
+        if meeting.host_id != user.id:
+            raise ApiError(403, "not-host", "only the meeting's host may end it")
+        if meeting.status == "ended":
+            raise ApiError(409, "meeting-ended", "this meeting has already ended")
+        await meetings.end_meeting(session, meeting)
+        out = meeting_out(request, meeting, user)
+    await request.app[MEETING_HOOKS].meeting_ended(room_id)
+    return json_model(out)

@@ -1,0 +1,47 @@
+"""Health and the API description."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from signaling.handlers.bodies import json_model
+from signaling.handlers.table import ROUTES
+from signaling.keys import DATABASE
+from signaling.openapi import build_openapi
+from signaling.schemas import HealthResponse
+from signaling.version import VERSION
+
+log = logging.getLogger(__name__)
+
+
+@ROUTES.route(
+    "GET",
+    "/api/health",
+    summary="Database reachable, version",
+    tag="system",
+    auth=False,
+    response=HealthResponse,
+    errors=(503,),
+)
+async def health(request: web.Request) -> web.Response:
+    try:
+        await request.app[DATABASE].ping()
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("health check: database unreachable: %s", exc)
+        body = HealthResponse(status="degraded", database="unreachable", version=VERSION)
+        return json_model(body, status=503)
+    return json_model(HealthResponse(status="ok", database="ok", version=VERSION))
+
+
+@ROUTES.route(
+    "GET",
+    "/api/openapi.json",
+    summary="This API's OpenAPI 3.1 description",
+    tag="system",
+    auth=False,
+)
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_openapi(ROUTES, VERSION))

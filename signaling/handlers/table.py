@@ -1,0 +1,5 @@
+"""The one route table every handler module registers on."""
+
+from signaling.routing import RouteTable
+
+ROUTES = RouteTable()

@@ -1,0 +1,192 @@
+"""Request and response bodies of the REST API (pydantic v2).
+
+Requests forbid unknown fields; lengths and ranges are declared here, once, and the
+OpenAPI description is generated from these models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=5000)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+MaxParticipants = Annotated[int, Field(ge=2, le=500)]
+Duration = Annotated[int, Field(ge=1, le=1440)]
+# ISO 8601 with an explicit zone (a bare local time is ambiguous); kept in UTC.
+UtcTime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, str]] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+class LoginRequest(Request):
+    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class UserOut(Response):
+    id: int
+    email: str
+    display_name: str
+    role: Literal["admin", "member"]
+    is_active: bool
+    created_at: datetime
+
+
+class LoginResponse(BaseModel):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    user: UserOut
+
+
+class UserCreate(Request):
+    email: EmailStr
+    display_name: DisplayName
+    password: Password
+    role: Literal["admin", "member"] = "member"
+
+
+class RegisterRequest(Request):
+    email: EmailStr
+    display_name: DisplayName
+    password: Password
+
+
+class UserPatch(Request):
+    display_name: DisplayName | None = None
+    role: Literal["admin", "member"] | None = None
+    is_active: bool | None = None
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class UserPage(Page[UserOut]):
+    pass
+
+
+# --- meetings ---------------------------------------------------------------------------
+
+
+class MeetingSettings(Request):
+    max_participants: MaxParticipants = 50
+    require_approval: bool = False
+    enable_recording: bool = False
+    enable_chat: bool = True
+
+
+class MeetingSettingsPatch(Request):
+    max_participants: MaxParticipants | None = None
+    require_approval: bool | None = None
+    enable_recording: bool | None = None
+    enable_chat: bool | None = None
+
+
+class MeetingCreate(Request):
+    title: Title
+    description: Description = ""
+    scheduled_start: UtcTime | None = None
+    duration_minutes: Duration = 60
+    settings: MeetingSettings = Field(default_factory=MeetingSettings)
+
+
+class MeetingPatch(Request):
+    title: Title | None = None
+    description: Description | None = None
+    scheduled_start: UtcTime | None = None
+    duration_minutes: Duration | None = None
+    settings: MeetingSettingsPatch | None = None
+
+
+class HostOut(Response):
+    id: int
+    display_name: str
+
+
+class MeetingSettingsOut(BaseModel):
+    max_participants: int
+    require_approval: bool
+    enable_recording: bool
+    enable_chat: bool
+
+
+class MeetingOut(BaseModel):
+    room_id: str
+    title: str
+    description: str
+    host: HostOut
+    scheduled_start: datetime | None
+    duration_minutes: int
+    settings: MeetingSettingsOut
+    status: Literal["scheduled", "active", "ended"]
+    started_at: datetime | None
+    ended_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    join_url: str
+    is_host: bool
+
+
+class MeetingPage(Page[MeetingOut]):
+    pass
+
+
+class JoinResponse(BaseModel):
+    meeting: MeetingOut
+    participation_id: int
+    role: Literal["host", "moderator", "participant"]
+    joined_at: datetime
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unreachable"]
+    version: str
+
+
+class PageQuery(Request):
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class MeetingListQuery(PageQuery):
+    when: Literal["upcoming", "past", "all"] = "all"

@@ -1,0 +1,175 @@
+"""Meeting and participation queries, including the concurrency-safe join."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Meeting, Participation
+from storage.types import utcnow
+
+ROOM_ID_BYTES = 12  # 96 bits: unguessable, 16 URL-safe characters
+
+
+class MeetingEnded(Exception):
+    """The meeting has ended; nobody can join it any more."""
+
+
+class MeetingFull(Exception):
+    """As many people as the meeting allows are in it right now."""
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    participation: Participation
+    meeting: Meeting
+
+
+def new_room_id() -> str:
+    return secrets.token_urlsafe(ROOM_ID_BYTES)
+
+
+async def create_meeting(session: AsyncSession, *, host_id: int, **fields: Any) -> Meeting:
+    meeting = Meeting(host_id=host_id, room_id=new_room_id(), status="scheduled", **fields)
+    session.add(meeting)
+    await session.flush()
+    await session.refresh(meeting, ["host"])
+    return meeting
+
+
+async def get_meeting(session: AsyncSession, room_id: str) -> Meeting | None:
+    result = await session.execute(select(Meeting).where(Meeting.room_id == room_id))
+    return result.scalar_one_or_none()
+
+
+async def list_meetings_for_user(
+    session: AsyncSession, user_id: int, *, when: str, limit: int, offset: int
+) -> tuple[Sequence[Meeting], int]:
+    """Meetings the user hosts or has joined: upcoming (not ended) first, soonest first."""
+    joined = select(Participation.meeting_id).where(Participation.user_id == user_id)
+    query = select(Meeting).where(or_(Meeting.host_id == user_id, Meeting.id.in_(joined)))
+    if when == "upcoming":
+        query = query.where(Meeting.status != "ended")
+    elif when == "past":
+        query = query.where(Meeting.status == "ended")
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    ended_last = case((Meeting.status == "ended", 1), else_=0)
+    no_schedule_last = case((Meeting.scheduled_start.is_(None), 1), else_=0)
+    ordered = query.order_by(
+        ended_last,
+        # upcoming: soonest first; past: most recently ended first
+        case((Meeting.status == "ended", None), else_=no_schedule_last),
+        case((Meeting.status == "ended", None), else_=Meeting.scheduled_start),
+        Meeting.ended_at.desc(),
+        Meeting.id.desc(),
+    )
+    rows = await session.scalars(ordered.limit(limit).offset(offset))
+    return rows.unique().all(), total
+
+
+async def update_meeting(session: AsyncSession, meeting: Meeting, **fields: Any) -> Meeting:
+    for name, value in fields.items():
+        setattr(meeting, name, value)
+    await session.flush()
+    return meeting
+
+
+async def delete_meeting(session: AsyncSession, meeting: Meeting) -> None:
+    await session.delete(meeting)
+    await session.flush()
+
+
+async def end_meeting(session: AsyncSession, meeting: Meeting) -> list[Participation]:
+    """Mark the meeting ended and close every open visit; returns the visits closed."""
+    now = utcnow()
+    meeting.status = "ended"
+    meeting.ended_at = now
+    open_visits = (
+        await session.scalars(
+            select(Participation).where(
+                Participation.meeting_id == meeting.id, Participation.left_at.is_(None)
+            )
+        )
+    ).all()
+    for visit in open_visits:
+        visit.left_at = now
+    await session.flush()
+    return list(open_visits)
+
+
+async def join_meeting(session: AsyncSession, room_id: str, user_id: int) -> JoinResult:
+    """Record a visit, refusing an ended or full meeting.
+
+    Safe under concurrent joins: the first statement writes the meeting row, which takes
+    PostgreSQL's row lock and SQLite's write lock, so the count-then-insert below runs for
+    one joiner at a time per meeting. A user who is already inside (a second tab, a
+    reconnect) does not count against the limit; their previous open visit is closed.
+    """
+    now = utcnow()
+    locked = await session.execute(
+        update(Meeting)
+        .where(Meeting.room_id == room_id, Meeting.status != "ended")
+        .values(status="active", started_at=func.coalesce(Meeting.started_at, now))
+        .returning(Meeting.id)
+    )
+    meeting_id = locked.scalar_one_or_none()
+    if meeting_id is None:
+        raise MeetingEnded(room_id)
+    meeting = await session.get(Meeting, meeting_id, populate_existing=True)
+    assert meeting is not None
+    others_inside = await session.scalar(
+        select(func.count(func.distinct(Participation.user_id))).where(
+            Participation.meeting_id == meeting_id,
+            Participation.left_at.is_(None),
+            Participation.user_id != user_id,
+        )
+    )
+    if (others_inside or 0) >= meeting.max_participants:
+        raise MeetingFull(room_id)
+    await session.execute(
+        update(Participation)
+        .where(
+            Participation.meeting_id == meeting_id,
+            Participation.user_id == user_id,
+            Participation.left_at.is_(None),
+        )
+        .values(left_at=now)
+    )
+    role = "host" if meeting.host_id == user_id else "participant"
+    visit = Participation(meeting_id=meeting_id, user_id=user_id, role=role, joined_at=now)
+    session.add(visit)
+    await session.flush()
+    return JoinResult(participation=visit, meeting=meeting)
+
+
+async def leave_meeting(session: AsyncSession, participation_id: int) -> None:
+    await session.execute(
+        update(Participation)
+        .where(Participation.id == participation_id, Participation.left_at.is_(None))
+        .values(left_at=utcnow())
+    )
+
+
+async def participants_inside(session: AsyncSession, meeting_id: int) -> int:
+    return (
+        await session.scalar(
+            select(func.count(func.distinct(Participation.user_id))).where(
+                Participation.meeting_id == meeting_id, Participation.left_at.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+async def visits(session: AsyncSession, meeting_id: int) -> Sequence[Participation]:
+    rows = await session.scalars(
+        select(Participation)
+        .where(Participation.meeting_id == meeting_id)
+        .order_by(Participation.joined_at, Participation.id)
+    )
+    return rows.all()

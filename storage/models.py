@@ -1,0 +1,123 @@
+"""SQLAlchemy 2 typed mappings: the tables Tertulia keeps.
+
+Enumerations are stored as short strings with CHECK constraints (portable across SQLite and
+PostgreSQL, and readable in a plain SQL shell).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from storage.types import UTCDateTime, utcnow
+
+UserRole = Literal["admin", "member"]
+MeetingStatus = Literal["scheduled", "active", "ended"]
+ParticipantRole = Literal["host", "moderator", "participant"]
+ChatKind = Literal["text", "system", "file"]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'member')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Stored lower-cased, so the unique constraint is case-insensitive on every backend.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Meeting(Timestamped, Base):
+    __tablename__ = "meetings"
+    __table_args__ = (
+        CheckConstraint("status IN ('scheduled', 'active', 'ended')", name="status"),
+        CheckConstraint("max_participants BETWEEN 2 AND 500", name="max_participants"),
+        CheckConstraint("duration_minutes BETWEEN 1 AND 1440", name="duration"),
+        Index("ix_meetings_host_id", "host_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    scheduled_start: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    max_participants: Mapped[int] = mapped_column(Integer, default=50)
+    require_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    enable_recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    enable_chat: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    host: Mapped[User] = relationship(lazy="joined")
+
+
+class Participation(Base):
+    """One row per visit: a rejoin opens a new row, so the history is kept."""
+
+    __tablename__ = "participations"
+    __table_args__ = (
+        CheckConstraint("role IN ('host', 'moderator', 'participant')", name="role"),
+        Index("ix_participations_meeting_open", "meeting_id", "left_at"),
+        Index("ix_participations_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16), default="participant")
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        CheckConstraint("kind IN ('text', 'system', 'file')", name="kind"),
+        Index("ix_chat_messages_meeting_created", "meeting_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default="text")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User | None] = relationship(lazy="joined")
