@@ -8,10 +8,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from sfu import MediaServer
 from signaling.config import Settings, ensure_data_dir, jwt_secret
 from signaling.errors import error_middleware
 from signaling.handlers import ROUTES
-from signaling.keys import DATABASE, MEETING_HOOKS, SETTINGS, TOKENS, MeetingHooks
+from signaling.keys import DATABASE, LIVE, SETTINGS, TOKENS
+from signaling.live import LiveMeetings
+from signaling.media_config import media_settings
 from signaling.tokens import TokenService
 from storage.database import Database
 
@@ -27,8 +30,8 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[TOKENS] = TokenService(jwt_secret(settings), settings.token_ttl_seconds)
-    app[MEETING_HOOKS] = MeetingHooks()
     app.cleanup_ctx.append(_database_context(database))
+    app.cleanup_ctx.append(_media_context)
     ROUTES.register(app)
     _add_web_client(app)
     return app
@@ -44,6 +47,14 @@ def _database_context(given: Database | None):  # type: ignore[no-untyped-def]
             await database.dispose()
 
     return database_context
+
+
+async def _media_context(app: web.Application) -> AsyncIterator[None]:
+    """The SFU lives as long as the app; closing it closes every peer connection."""
+    live = LiveMeetings(MediaServer(media_settings(app[SETTINGS])))
+    app[LIVE] = live
+    yield
+    await live.close()
 
 
 def _add_web_client(app: web.Application) -> None:

@@ -39,6 +39,41 @@ class Settings(BaseSettings):
     allow_registration: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Media (see signaling/media_config.py): comma-separated lists.
+    ice_host_addresses: str = ""
+    ice_announced_address: str | None = None
+    ice_servers: str = ""
+    ice_username: str | None = None
+    ice_credential: str | None = Field(default=None, repr=False)
+    video_codec: Literal["VP8", "H264"] = "VP8"
+
+    @field_validator("ice_host_addresses")
+    @classmethod
+    def _ip_list(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_address(item)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address") from None
+        return value
+
+    @field_validator("ice_announced_address")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IP address") from None
+        return value or None
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_urls(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if not item.startswith(("stun:", "turn:", "turns:")):
+                raise ValueError(f"{item!r} is not a stun:, turn: or turns: URL")
+        return value
 
     @field_validator("database_url")
     @classmethod

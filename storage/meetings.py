@@ -173,3 +173,13 @@ async def visits(session: AsyncSession, meeting_id: int) -> Sequence[Participati
         .order_by(Participation.joined_at, Participation.id)
     )
     return rows.all()
+
+
+async def set_media_state(
+    session: AsyncSession, participation_id: int, *, microphone: bool, camera: bool, screen: bool
+) -> None:
+    await session.execute(
+        update(Participation)
+        .where(Participation.id == participation_id)
+        .values(microphone_on=microphone, camera_on=camera, screen_on=screen)
+    )

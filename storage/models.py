@@ -102,6 +102,10 @@ class Participation(Base):
     role: Mapped[str] = mapped_column(String(16), default="participant")
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The last media state the participant announced (signaling `media-state`).
+    microphone_on: Mapped[bool] = mapped_column(Boolean, default=False)
+    camera_on: Mapped[bool] = mapped_column(Boolean, default=False)
+    screen_on: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ChatMessage(Base):

@@ -67,6 +67,7 @@ def settings(tmp_path: Path) -> Settings:
         jwt_secret=TEST_SECRET,
         public_url="https://meet.example.org",
         token_ttl_seconds=3600,
+        ice_host_addresses="127.0.0.1",
     )
 
 
@@ -92,6 +93,10 @@ def make_user(database: Database) -> MakeUser:
 
 
 class Api:
+    @property
+    def base_url(self) -> str:
+        return str(self.client.make_url("")).rstrip("/")
+
     """A thin client over the test server that signs requests as a given user."""
 
     def __init__(self, client: TestClient, app: Any) -> None:

@@ -1,6 +1,6 @@
 """REST handlers; importing this package fills ROUTES."""
 
-from signaling.handlers import accounts, meetings, system
+from signaling.handlers import accounts, meetings, realtime, system
 from signaling.handlers.table import ROUTES
 
-__all__ = ["ROUTES", "accounts", "meetings", "system"]
+__all__ = ["ROUTES", "accounts", "meetings", "realtime", "system"]

@@ -10,7 +10,7 @@ from signaling.auth import current_user
 from signaling.errors import ApiError
 from signaling.handlers.bodies import json_model, parse_body, parse_query
 from signaling.handlers.table import ROUTES
-from signaling.keys import DATABASE, MEETING_HOOKS, SETTINGS
+from signaling.keys import DATABASE, LIVE, SETTINGS
 from signaling.schemas import (
     HostOut,
     JoinResponse,
@@ -168,7 +168,7 @@ async def delete_meeting(request: web.Request) -> web.Response:
         meeting = await _load(session, room_id)
         _require_host_or_admin(meeting, user)
         await meetings.delete_meeting(session, meeting)
-    await request.app[MEETING_HOOKS].meeting_ended(room_id)
+    await request.app[LIVE].meeting_ended(room_id)
     return web.Response(status=204)
 
 
@@ -220,5 +220,5 @@ async def end_meeting(request: web.Request) -> web.Response:
             raise ApiError(409, "meeting-ended", "this meeting has already ended")
         await meetings.end_meeting(session, meeting)
         out = meeting_out(request, meeting, user)
-    await request.app[MEETING_HOOKS].meeting_ended(room_id)
+    await request.app[LIVE].meeting_ended(room_id)
     return json_model(out)

@@ -1,0 +1,171 @@
+"""Who is connected to which meeting right now, and how events reach them.
+
+A `Peer` is one participant's WebSocket. Events are queued per peer and written by the
+peer's own writer task, so a slow or stuck client never delays the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from sfu import MediaServer, SlotAssignment
+from signaling.protocol import CloseCode
+
+log = logging.getLogger(__name__)
+SEND_QUEUE_LIMIT = 512
+
+
+@dataclass
+class MediaFlags:
+    microphone: bool = False
+    camera: bool = False
+    screen: bool = False
+
+
+@dataclass
+class Peer:
+    """One connected participant; also the SFU's event sink for that participant."""
+
+    room_id: str
+    user_id: int
+    display_name: str
+    role: str
+    participation_id: int
+    ws: web.WebSocketResponse
+    participant_id: str = field(default_factory=lambda: "p-" + secrets.token_urlsafe(8))
+    media: MediaFlags = field(default_factory=MediaFlags)
+    slots: list[SlotAssignment] = field(default_factory=list)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    close_code: int = CloseCode.NORMAL
+    close_reason: str = ""
+
+    def __post_init__(self) -> None:
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SEND_QUEUE_LIMIT)
+        self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.participant_id}")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "participant_id": self.participant_id,
+            "user_id": self.user_id,
+            "display_name": self.display_name,
+            "role": self.role,
+            "media": asdict(self.media),
+        }
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Queue an event; a client that cannot keep up is disconnected, not waited for."""
+        if self.closing.is_set():
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            log.warning("participant %s is not reading its events; closing", self.participant_id)
+            self.close(CloseCode.FLOOD, "too slow to read events")
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the session to end with this close code (first reason wins)."""
+        if self.closing.is_set():
+            return
+        self.close_code, self.close_reason = code, reason
+        self.closing.set()
+
+    async def drain_and_stop_writer(self) -> None:
+        """Flush queued events (e.g. `meeting-ended`) before the socket is closed."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._writer), timeout=2)
+        except (TimeoutError, asyncio.CancelledError):
+            self._writer.cancel()
+
+    async def _write(self) -> None:
+        while (event := await self._queue.get()) is not None:
+            if self.ws.closed:
+                return
+            try:
+                await self.ws.send_json(event)
+            except (ConnectionError, RuntimeError):
+                self.close(CloseCode.NORMAL, "connection lost")
+                return
+
+    # --- sfu.MediaEvents ------------------------------------------------------------------
+    async def renegotiate(self, audio_slots: int, video_slots: int) -> None:
+        self.send({"type": "renegotiate", "audio_slots": audio_slots, "video_slots": video_slots})
+
+    async def slots_changed(self, slots: list[SlotAssignment]) -> None:
+        self.slots = slots
+        self.send({"type": "tracks", "slots": [asdict(slot) for slot in slots]})
+
+    async def connection_lost(self, reason: str) -> None:
+        self.close(CloseCode.MEDIA_FAILED, f"media connection lost: {reason}")
+
+
+@dataclass
+class LiveRoom:
+    room_id: str
+    meeting_id: int
+    host_id: int
+    enable_chat: bool
+    peers: dict[str, Peer] = field(default_factory=dict)
+
+    def broadcast(self, event: dict[str, Any], *, skip: str | None = None) -> None:
+        for peer in list(self.peers.values()):
+            if peer.participant_id != skip:
+                peer.send(event)
+
+    def detach(self, peer: Peer) -> None:
+        """Take the peer out of the room and tell the others (once, however it left)."""
+        if self.peers.get(peer.participant_id) is peer:
+            del self.peers[peer.participant_id]
+            self.broadcast(
+                {
+                    "type": "participant-left",
+                    "participant_id": peer.participant_id,
+                    "reason": peer.close_reason,
+                }
+            )
+
+    def peer_of_user(self, user_id: int) -> Peer | None:
+        return next((p for p in self.peers.values() if p.user_id == user_id), None)
+
+
+class LiveMeetings:
+    """The rooms with people in them, in this process (a meeting lives on one process)."""
+
+    def __init__(self, media: MediaServer) -> None:
+        self.media = media
+        self.rooms: dict[str, LiveRoom] = {}
+
+    def room(self, room_id: str, meeting_id: int, host_id: int, enable_chat: bool) -> LiveRoom:
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = self.rooms[room_id] = LiveRoom(room_id, meeting_id, host_id, enable_chat)
+        room.enable_chat = enable_chat
+        return room
+
+    def forget_if_empty(self, room_id: str) -> None:
+        room = self.rooms.get(room_id)
+        if room is not None and not room.peers:
+            del self.rooms[room_id]
+
+    async def meeting_ended(self, room_id: str) -> None:
+        """Tell everyone, then disconnect them; their sessions close their media."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        room.broadcast({"type": "meeting-ended", "reason": "the host ended the meeting"})
+        for peer in list(room.peers.values()):
+            peer.close(CloseCode.MEETING_ENDED, "meeting ended")
+
+    async def close(self) -> None:
+        for room in list(self.rooms.values()):
+            for peer in list(room.peers.values()):
+                peer.close(CloseCode.NORMAL, "server shutting down")
+        await self.media.close()

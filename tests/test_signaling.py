@@ -1,0 +1,315 @@
+"""The signaling WebSocket over a real server on 127.0.0.1: handshake, events, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import jwt
+import pytest
+
+from client.signaling import SignalingClient, SignalingError
+from signaling.protocol import CHAT_MAX_CHARS, CloseCode
+from storage import meetings
+from tests.conftest import TEST_SECRET
+
+
+async def new_meeting(api, host, **settings):
+    body = {"title": "Signaling", "settings": settings}
+    status, meeting = await api.call("POST", "/api/meetings", user=host, json=body)
+    assert status == 201
+    return meeting["room_id"]
+
+
+async def connect(api, user, room):
+    client = SignalingClient(api.base_url, room, api.token_for(user))
+    await client.connect()
+    return client
+
+
+@pytest.fixture
+async def clients():
+    opened: list[SignalingClient] = []
+    yield opened
+    await asyncio.gather(*(c.close() for c in opened))
+
+
+async def test_welcome_presence_and_leave(api, make_user, database, clients):
+    host, guest = await make_user(name="Hosta"), await make_user(name="Guest")
+    room = await new_meeting(api, host)
+    a = await connect(api, host, room)
+    clients.append(a)
+    assert a.welcome["protocol_version"] == 1 and a.welcome["participants"] == []
+    assert a.welcome["you"]["role"] == "host" and a.welcome["ice_servers"] == []
+    assert a.welcome["meeting"]["room_id"] == room
+    b = await connect(api, guest, room)
+    clients.append(b)
+    assert [p["display_name"] for p in b.welcome["participants"]] == ["Hosta"]
+    joined = await a.wait_for("participant-joined")
+    assert joined["participant"]["participant_id"] == b.participant_id
+    assert joined["participant"]["media"] == {"microphone": False, "camera": False, "screen": False}
+    await b.send({"type": "leave"})
+    assert await b.wait_closed() == CloseCode.NORMAL
+    left = await a.wait_for("participant-left")
+    assert left["participant_id"] == b.participant_id
+    async with database.session() as session:
+        meeting = await meetings.get_meeting(session, room)
+        visits = await meetings.visits(session, meeting.id)
+        assert [(v.user_id, v.left_at is not None) for v in visits] == [
+            (host.id, False),
+            (guest.id, True),
+        ]
+
+
+async def test_closed_socket_removes_participant(api, make_user, database, clients):
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    a = await connect(api, host, room)
+    clients.append(a)
+    b = await connect(api, guest, room)
+    await b.close()  # no leave message: just gone
+    left = await a.wait_for("participant-left", timeout=5)
+    assert left["participant_id"] == b.participant_id
+    for _ in range(50):
+        async with database.session() as session:
+            visits = await meetings.visits(session, (await meetings.get_meeting(session, room)).id)
+        if visits[-1].left_at is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert visits[-1].left_at is not None
+
+
+async def expect_refused(api, room, token, close_code, error_code, first=None):
+    client = SignalingClient(api.base_url, room, token)
+    if first is None:
+        with pytest.raises(SignalingError) as refused:
+            await client.connect()
+        assert (refused.value.close_code, refused.value.code) == (close_code, error_code)
+        return
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.ws_connect(client.url) as ws:
+        await ws.send_str(first)
+        event = await ws.receive_json(timeout=5)
+        assert event == {"type": "error", "code": error_code, "message": event["message"]}
+        await ws.receive(timeout=5)
+        assert ws.close_code == close_code
+
+
+async def test_handshake_refusals(api, make_user, database):
+    host, disabled = await make_user(), await make_user()
+    room = await new_meeting(api, host, max_participants=2)
+    now = int(time.time())
+    expired = jwt.encode(
+        {"sub": str(host.id), "role": "member", "iat": now - 90, "exp": now - 30},
+        TEST_SECRET,
+        algorithm="HS256",
+    )
+    async with database.session() as session:
+        (await session.get(type(disabled), disabled.id)).is_active = False
+    token = api.token_for(host)
+    await expect_refused(api, room, "nonsense", CloseCode.UNAUTHORIZED, "invalid-token")
+    await expect_refused(api, room, expired, CloseCode.UNAUTHORIZED, "token-expired")
+    await expect_refused(
+        api, room, api.token_for(disabled), CloseCode.FORBIDDEN, "account-disabled"
+    )
+    await expect_refused(api, "no-such-room", token, CloseCode.NOT_FOUND, "meeting-not-found")
+    await expect_refused(
+        api,
+        room,
+        token,
+        CloseCode.PROTOCOL,
+        "not-authenticated",
+        first=json.dumps({"type": "chat", "text": "hi"}),
+    )
+    await expect_refused(api, room, token, CloseCode.PROTOCOL, "malformed-json", first="{oops")
+    await expect_refused(
+        api,
+        room,
+        token,
+        CloseCode.PROTOCOL,
+        "unsupported-version",
+        first=json.dumps({"type": "hello", "version": 99, "token": token}),
+    )
+    await expect_refused(
+        api,
+        room,
+        token,
+        CloseCode.PROTOCOL,
+        "invalid-message",
+        first=json.dumps({"type": "hello", "version": 1, "token": token, "x": 1}),
+    )
+    assert (await api.call("POST", f"/api/meetings/{room}/end", user=host))[0] == 200
+    await expect_refused(api, room, token, CloseCode.CONFLICT, "meeting-ended")
+
+
+async def test_max_participants_under_concurrent_joins(api, make_user, clients):
+    host = await make_user()
+    room = await new_meeting(api, host, max_participants=3)
+    people = [await make_user() for _ in range(7)]
+    tries = [SignalingClient(api.base_url, room, api.token_for(p)) for p in people]
+    results = await asyncio.gather(*(c.connect() for c in tries), return_exceptions=True)
+    clients.extend(c for c, r in zip(tries, results, strict=True) if isinstance(r, dict))
+    refused = [r for r in results if isinstance(r, SignalingError)]
+    assert len(clients) == 3 and len(refused) == 4
+    assert {(r.close_code, r.code) for r in refused} == {(CloseCode.CONFLICT, "meeting-full")}
+
+
+async def test_rejoin_replaces_the_old_connection(api, make_user, clients):
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    a = await connect(api, host, room)
+    first = await connect(api, guest, room)
+    second = await connect(api, guest, room)
+    clients.extend([a, second])
+    assert await first.wait_closed() == CloseCode.REPLACED
+    left = await a.wait_for(
+        "participant-left", lambda e: e["participant_id"] == first.participant_id
+    )
+    assert "again" in left["reason"]
+    assert [p["participant_id"] for p in second.welcome["participants"]] == [a.participant_id]
+
+
+async def test_chat_broadcast_history_and_limits(api, make_user, clients):
+    host, guest = await make_user(name="H"), await make_user()
+    room = await new_meeting(api, host)
+    a = await connect(api, host, room)
+    clients.append(a)
+    for i in range(3):
+        reply = await a.request({"type": "chat", "text": f"  hello {i} "}, "chat")
+        assert reply["message"]["text"] == f"hello {i}"
+        assert reply["message"]["author"] == {"user_id": host.id, "display_name": "H"}
+    b = await connect(api, guest, room)
+    clients.append(b)
+    assert [m["text"] for m in b.welcome["chat"]] == ["hello 0", "hello 1", "hello 2"]
+    await b.send({"type": "chat", "text": "from b"})
+    assert (await a.wait_for("chat"))["message"]["text"] == "from b"
+    with pytest.raises(SignalingError) as too_long:
+        await a.request({"type": "chat", "text": "x" * (CHAT_MAX_CHARS + 1)}, "chat")
+    assert too_long.value.code == "chat-too-long"
+    with pytest.raises(SignalingError) as empty:
+        await a.request({"type": "chat", "text": "   "}, "chat")
+    assert empty.value.code == "invalid-message"
+    status, _ = await api.call(
+        "PATCH", f"/api/meetings/{room}", user=host, json={"settings": {"enable_chat": False}}
+    )
+    assert status == 200
+    with pytest.raises(SignalingError) as disabled:
+        await a.request({"type": "chat", "text": "still there?"}, "chat")
+    assert disabled.value.code == "chat-disabled"
+
+
+async def test_media_state_broadcast_and_stored(api, make_user, database, clients):
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    a, b = await connect(api, host, room), await connect(api, guest, room)
+    clients.extend([a, b])
+    await b.send({"type": "media-state", "microphone": False, "camera": True, "screen": True})
+    event = await a.wait_for("media-state")
+    assert event == {
+        "type": "media-state",
+        "participant_id": b.participant_id,
+        "microphone": False,
+        "camera": True,
+        "screen": True,
+    }
+    with pytest.raises(SignalingError) as other:
+        await b.request(
+            {
+                "type": "media-state",
+                "participant_id": a.participant_id,
+                "microphone": True,
+                "camera": True,
+                "screen": False,
+            },
+            "media-state",
+        )
+    assert other.value.code == "not-your-participant"
+    c = await connect(api, await make_user(), room)
+    clients.append(c)
+    seen = {p["participant_id"]: p["media"] for p in c.welcome["participants"]}
+    assert seen[b.participant_id] == {"microphone": False, "camera": True, "screen": True}
+    async with database.session() as session:
+        visits = await meetings.visits(session, (await meetings.get_meeting(session, room)).id)
+        stored = next(v for v in visits if v.user_id == guest.id)
+        assert (stored.microphone_on, stored.camera_on, stored.screen_on) == (False, True, True)
+
+
+async def test_bad_messages_get_errors_and_harm_nobody(api, make_user, clients):
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    a, b = await connect(api, host, room), await connect(api, guest, room)
+    clients.extend([a, b])
+    cases = [
+        ("{not json", "malformed-json"),
+        ("[1, 2]", "invalid-message"),
+        ('{"type": 7}', "invalid-message"),
+        ('{"type": "teleport"}', "unknown-type"),
+        ('{"type": "chat"}', "invalid-message"),
+        ('{"type": "chat", "text": "hi", "extra": true}', "invalid-message"),
+        (
+            '{"type": "media-state", "microphone": "loud", "camera": true, "screen": false}',
+            "invalid-message",
+        ),
+        ('{"type": "offer", "sdp": "", "tracks": {}}', "invalid-message"),
+        ('{"type": "offer", "sdp": "v=0", "tracks": {"0": "hologram"}}', "invalid-message"),
+        ('{"type": "hello", "version": 1, "token": "x"}', "already-authenticated"),
+    ]
+    for raw, code in cases:
+        await b.send_raw(raw)
+        event = await b.wait_for("error")
+        assert event["code"] == code, raw
+    await b.send_raw(b"\x00\x01")
+    assert (await b.wait_for("error"))["code"] == "invalid-message"
+    with pytest.raises(SignalingError) as not_host:
+        await b.request({"type": "end-meeting"}, "meeting-ended")
+    assert not_host.value.code == "not-host"
+    reply = await b.request({"type": "chat", "text": "still fine"}, "chat")
+    assert reply["message"]["text"] == "still fine"
+    assert (await a.wait_for("chat"))["message"]["text"] == "still fine"
+    assert not a.closed.is_set() and not b.closed.is_set()
+
+
+async def test_flood_is_rate_limited_then_closed(api, make_user, clients):
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    a, b = await connect(api, host, room), await connect(api, guest, room)
+    clients.extend([a, b])
+    for _ in range(400):
+        await b.send_raw('{"type": "ping"}')
+    assert await b.wait_closed() == CloseCode.FLOOD
+    assert any(e["type"] == "error" and e["code"] == "rate-limited" for e in b.events)
+    assert (await a.request({"type": "ping"}, "pong"))["type"] == "pong"
+    left = await a.wait_for("participant-left")
+    assert left["participant_id"] == b.participant_id
+
+
+async def test_oversized_message_closes_with_1009(api, make_user, clients):
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    a, b = await connect(api, host, room), await connect(api, guest, room)
+    clients.extend([a, b])
+    await b.send_raw(json.dumps({"type": "chat", "text": "x" * (600 * 1024)}))
+    assert await b.wait_closed() == CloseCode.MESSAGE_TOO_BIG
+    await a.wait_for("participant-left")
+    assert (await a.request({"type": "ping"}, "pong"))["type"] == "pong"
+
+
+@pytest.mark.parametrize("how", ["rest", "signaling"])
+async def test_host_ends_meeting_for_everyone(api, make_user, database, clients, how):
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    a, b = await connect(api, host, room), await connect(api, guest, room)
+    clients.extend([a, b])
+    if how == "rest":
+        assert (await api.call("POST", f"/api/meetings/{room}/end", user=host))[0] == 200
+    else:
+        await a.send({"type": "end-meeting"})
+    for client in (a, b):
+        assert (await client.wait_for("meeting-ended"))["reason"]
+        assert await client.wait_closed() == CloseCode.MEETING_ENDED
+    async with database.session() as session:
+        meeting = await meetings.get_meeting(session, room)
+        assert meeting.status == "ended"
+        assert all(v.left_at for v in await meetings.visits(session, meeting.id))
