@@ -1,0 +1,23 @@
+"""Tertulia media: a selective forwarding unit on aiortc that never decodes or encodes."""
+
+from .api import (
+    AiortcCompatibilityError,
+    IceServer,
+    MediaEvents,
+    MediaSettings,
+    NegotiationError,
+    SlotAssignment,
+    Source,
+)
+from .server import MediaServer
+
+__all__ = [
+    "AiortcCompatibilityError",
+    "IceServer",
+    "MediaEvents",
+    "MediaServer",
+    "MediaSettings",
+    "NegotiationError",
+    "SlotAssignment",
+    "Source",
+]

@@ -1,0 +1,291 @@
+"""The only module that touches aiortc/aioice private attributes.
+
+aiortc's public API decodes every incoming track and re-encodes every outgoing one; an SFU
+must forward encoded frames instead. The hooks here replace a receiver's jitter buffer with a
+tap (so depayloaded packets reach us and no decoder thread starts), redirect a sender's
+keyframe requests, carry the audio level across, fix RTX routing, and let the ICE host
+addresses be chosen. Every private name used is listed in `_REQUIRED` and verified by
+`self_check()` at start-up, because aiortc moves its internals between releases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import aioice.ice
+import aiortc
+import aiortc.rtcrtpreceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtp import RtpPacket
+
+from .api import AiortcCompatibilityError
+
+logger = logging.getLogger(__name__)
+
+TESTED_AIORTC_VERSION = "1.16.0"
+
+_RX = "_RTCRtpReceiver__"
+
+# (owner, attribute, how it is checked): "attr" = class attribute, "init" = assigned in
+# __init__ (name-mangled instance attribute), "module" = module-level name.
+_REQUIRED: list[tuple[Any, str, str]] = [
+    (RTCRtpReceiver, f"{_RX}jitter_buffer", "init"),
+    (RTCRtpReceiver, f"{_RX}codecs", "init"),
+    (RTCRtpReceiver, f"{_RX}rtx_ssrc", "init"),
+    (RTCRtpReceiver, f"{_RX}started", "init"),
+    (RTCRtpReceiver, f"{_RX}rtcp_task", "init"),
+    (RTCRtpReceiver, f"{_RX}transport", "init"),
+    (RTCRtpReceiver, f"{_RX}decoder_thread", "init"),
+    (RTCRtpReceiver, "_run_rtcp", "attr"),
+    (RTCRtpReceiver, "_send_rtcp_pli", "attr"),
+    (RTCRtpReceiver, "_handle_rtp_packet", "attr"),
+    (RTCRtpSender, "_send_keyframe", "attr"),
+    (RTCRtpSender, "_next_encoded_frame", "attr"),
+    (RTCDtlsTransport, "_register_rtp_receiver", "attr"),
+    (RTCDtlsTransport, "_handle_rtp_data", "attr"),
+    (RTCDtlsTransport, "_rtp_router", "init"),
+    (RTCDtlsTransport, "_rtp_header_extensions_map", "init"),
+    (RtpRouter, "register_receiver", "attr"),
+    (aiortc.rtcrtpreceiver, "get_decoder", "module"),
+    (aioice.ice, "get_host_addresses", "module"),
+]
+
+
+def _owner_name(owner: Any) -> str:
+    return getattr(owner, "__qualname__", None) or getattr(owner, "__name__", repr(owner))
+
+
+def self_check() -> None:
+    """Fail fast, naming aiortc's version and the missing private attribute."""
+    version = getattr(aiortc, "__version__", "unknown")
+    for owner, name, how in _REQUIRED:
+        if how == "init":
+            init = owner.__dict__.get("__init__")
+            present = init is not None and name in init.__code__.co_names
+        else:
+            present = hasattr(owner, name)
+        if not present:
+            raise AiortcCompatibilityError(
+                f"aiortc {version} is not compatible with the SFU hooks (tested with "
+                f"{TESTED_AIORTC_VERSION}): {_owner_name(owner)}.{name} is missing"
+            )
+    if version != TESTED_AIORTC_VERSION:
+        logger.warning(
+            "aiortc %s differs from the tested %s; hooks self-check passed",
+            version,
+            TESTED_AIORTC_VERSION,
+        )
+
+
+# ---------------------------------------------------------------- process-wide patches
+
+_installed = False
+_decoders_started = 0
+_host_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "sfu_ice_host_addresses", default=None
+)
+
+
+def install() -> None:
+    """Apply the process-wide patches once (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    self_check()
+    _patch_rtx_registration()
+    _patch_host_addresses()
+    _patch_decoder_counter()
+    _installed = True
+
+
+def _patch_rtx_registration() -> None:
+    """Register RTX SSRCs with the router too.
+
+    aiortc registers only media SSRCs; with two or more video receivers on one transport the
+    RTX payload type is ambiguous and `RtpRouter.route_rtp` drops every retransmission.
+    """
+    original = RTCDtlsTransport._register_rtp_receiver
+
+    def register(self: RTCDtlsTransport, receiver: Any, parameters: Any) -> None:
+        original(self, receiver, parameters)
+        rtx_ssrcs = [e.rtx.ssrc for e in parameters.encodings if e.rtx is not None]
+        if rtx_ssrcs:
+            self._rtp_router.register_receiver(receiver, ssrcs=rtx_ssrcs, payload_types=[])
+
+    register.__wrapped__ = original  # type: ignore[attr-defined]
+    RTCDtlsTransport._register_rtp_receiver = register  # type: ignore[method-assign]
+
+
+def _patch_host_addresses() -> None:
+    """Let the caller choose ICE host addresses (aioice always drops 127.0.0.1)."""
+    original = aioice.ice.get_host_addresses
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        chosen = _host_addresses.get()
+        if not chosen:
+            return original(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+def _patch_decoder_counter() -> None:
+    """Count every aiortc decoder created in this process (an SFU must create none)."""
+    original = aiortc.rtcrtpreceiver.get_decoder
+
+    def get_decoder(codec: Any) -> Any:
+        global _decoders_started
+        _decoders_started += 1
+        logger.warning("aiortc decoder created for %s", codec.mimeType)
+        return original(codec)
+
+    aiortc.rtcrtpreceiver.get_decoder = get_decoder
+
+
+def decoders_started() -> int:
+    """How many aiortc decoders were created in this process since install()."""
+    return _decoders_started
+
+
+@contextlib.contextmanager
+def ice_host_addresses(addresses: tuple[str, ...]) -> Iterator[None]:
+    """Gather ICE host candidates on exactly `addresses` within this context (task-local)."""
+    token = _host_addresses.set(tuple(addresses) or None)
+    try:
+        yield
+    finally:
+        _host_addresses.reset(token)
+
+
+# ---------------------------------------------------------------- receiver tap
+
+
+class _TapBuffer:
+    """Stands in for the receiver's jitter buffer: hands each depayloaded packet on."""
+
+    def __init__(self, sink: Callable[[RtpPacket], None]) -> None:
+        self.sink = sink
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        try:
+            self.sink(packet)
+        except Exception:
+            logger.exception("receive tap failed")
+        return False, None
+
+
+def tap_receiver(receiver: RTCRtpReceiver, sink: Callable[[RtpPacket], None]) -> None:
+    """Route the receiver's depayloaded packets to `sink` and never start its decoder.
+
+    Must run before `receive()` (e.g. in `pc.on("track")`). SRTP, RTX unwrap, NACK, REMB
+    and receiver reports still run in aiortc. `packet._data` holds the depayloaded bytes.
+    """
+    if getattr(receiver, f"{_RX}started"):
+        raise RuntimeError("tap_receiver() must run before the receiver starts")
+    setattr(receiver, f"{_RX}jitter_buffer", _TapBuffer(sink))
+
+    async def receive(parameters: Any) -> None:
+        # Mirror of RTCRtpReceiver.receive (aiortc 1.16) minus the decoder thread.
+        if getattr(receiver, f"{_RX}started"):
+            return
+        codecs = getattr(receiver, f"{_RX}codecs")
+        for codec in parameters.codecs:
+            codecs[codec.payloadType] = codec
+        rtx_ssrc = getattr(receiver, f"{_RX}rtx_ssrc")
+        for encoding in parameters.encodings:
+            if encoding.rtx:
+                rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
+        getattr(receiver, f"{_RX}transport")._register_rtp_receiver(receiver, parameters)
+        setattr(receiver, f"{_RX}rtcp_task", asyncio.ensure_future(receiver._run_rtcp()))
+        setattr(receiver, f"{_RX}started", True)
+
+    receiver.receive = receive  # type: ignore[method-assign]
+
+
+def set_tap_sink(receiver: RTCRtpReceiver, sink: Callable[[RtpPacket], None]) -> None:
+    """Redirect an installed tap (a transceiver can be re-published later)."""
+    buffer = getattr(receiver, f"{_RX}jitter_buffer")
+    if not isinstance(buffer, _TapBuffer):
+        raise RuntimeError("receiver is not tapped")
+    buffer.sink = sink
+
+
+def decoder_running(receiver: RTCRtpReceiver) -> bool:
+    """Whether aiortc started a decoder thread for this receiver."""
+    return getattr(receiver, f"{_RX}decoder_thread", None) is not None
+
+
+def depayloaded(packet: RtpPacket) -> bytes:
+    """The codec payload aiortc extracted from this RTP packet."""
+    return packet._data  # type: ignore[attr-defined,no-any-return]
+
+
+def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Awaitable[None]:
+    """Ask the remote sender for a keyframe (RTCP PLI) through this receiver."""
+    return receiver._send_rtcp_pli(media_ssrc)
+
+
+# ---------------------------------------------------------------- sender hooks
+
+
+def hook_sender(
+    sender: RTCRtpSender,
+    on_keyframe_request: Callable[[], None],
+    audio_level: Callable[[], int | None] | None = None,
+) -> None:
+    """Redirect PLI/FIR from the remote receiver and carry the incoming audio level.
+
+    aiortc answers PLI/FIR by flagging its encoder, which does nothing for `pack()`; and
+    `pack()` never sets ssrc-audio-level. `audio_level` returns the RFC 6464 level
+    (0..127, i.e. -dBov) of the packet the track returned last.
+    """
+    sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+    if audio_level is None:
+        return
+    original = sender._next_encoded_frame
+
+    async def next_encoded_frame(codec: Any) -> Any:
+        frame = await original(codec)
+        if frame is not None:
+            level = audio_level()
+            if level is not None:
+                frame.audio_level = -level  # the sender writes (False, -audio_level)
+        return frame
+
+    sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------- fault injection (tests)
+
+
+def inject_rtp_loss(pc: RTCPeerConnection, rate: float, seed: int = 1) -> Callable[[], int]:
+    """Drop `rate` of the RTP packets this PC receives (after SRTP); returns a drop counter.
+
+    For tests and load bots that need loss on one path without touching the network.
+    """
+    rng = random.Random(seed)
+    dropped = 0
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        transport = transceiver.receiver.transport
+        if id(transport) in seen:
+            continue
+        seen.add(id(transport))
+        original = transport._handle_rtp_data
+
+        async def handle(data: bytes, arrival_time_ms: int, _orig: Any = original) -> None:
+            nonlocal dropped
+            if rng.random() < rate:
+                dropped += 1
+                return
+            await _orig(data, arrival_time_ms=arrival_time_ms)
+
+        transport._handle_rtp_data = handle  # type: ignore[method-assign]
+    return lambda: dropped

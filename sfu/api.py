@@ -1,0 +1,68 @@
+"""Public data types of the media server: the only vocabulary signaling needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Source = Literal["microphone", "camera", "screen"]
+Kind = Literal["audio", "video"]
+
+SOURCE_KIND: dict[str, Kind] = {"microphone": "audio", "camera": "video", "screen": "video"}
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """A STUN or TURN server handed to aiortc (none by default: no network in tests)."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """Process-wide media settings; ICE host addresses matter for loopback tests and NAT."""
+
+    ice_host_addresses: tuple[str, ...] = ()  # empty = aioice default interfaces
+    announced_address: str | None = None  # public IP put into candidates (NAT)
+    ice_servers: tuple[IceServer, ...] = ()
+    video_codec: Literal["VP8", "H264"] = "VP8"
+
+
+@dataclass(frozen=True)
+class SlotAssignment:
+    """What one receive m-line (mid) of a subscriber carries; participant None = idle."""
+
+    mid: str
+    kind: Kind
+    participant_id: str | None
+    source: Source | None
+
+
+class MediaEvents(Protocol):
+    """Callbacks into signaling, one object per participant; called in order, never inline."""
+
+    async def renegotiate(self, audio_slots: int, video_slots: int) -> None:
+        """Ask the client to add this many MORE recvonly transceivers and send a new offer."""
+
+    async def slots_changed(self, slots: list[SlotAssignment]) -> None:
+        """The full current mid -> publisher map of this subscriber."""
+
+    async def connection_lost(self, reason: str) -> None:
+        """ICE/DTLS failed or was closed by the remote side."""
+
+
+class NegotiationError(Exception):
+    """An offer the server cannot answer; `code` is stable, the message is for humans."""
+
+    CODES = ("bad-sdp", "no-common-codec", "bad-track-map", "not-joined")
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class AiortcCompatibilityError(RuntimeError):
+    """The installed aiortc lacks a private attribute the SFU relies on."""

@@ -1,0 +1,113 @@
+"""Codec facts the forwarder needs without decoding: keyframes, frame starts, SDP filtering."""
+
+from __future__ import annotations
+
+import logging
+
+from aiortc import sdp
+
+from .api import NegotiationError
+
+logger = logging.getLogger(__name__)
+
+H264_PROFILES = ("42e01f", "42001f")  # constrained baseline / baseline, as aiortc offers
+
+
+def vp8_is_keyframe(frame: bytes) -> bool:
+    """VP8 payload header: bit 0 of the first byte is 0 on keyframes (RFC 6386 9.1)."""
+    return bool(frame) and not frame[0] & 0x01
+
+
+def _annexb_nal_types(frame: bytes) -> list[int]:
+    types = []
+    i = frame.find(b"\x00\x00\x01")
+    while i >= 0 and i + 3 < len(frame):
+        types.append(frame[i + 3] & 0x1F)
+        i = frame.find(b"\x00\x00\x01", i + 3)
+    return types
+
+
+def h264_is_keyframe(frame: bytes) -> bool:
+    """An access unit with an IDR slice (5) or an SPS (7) starts a decodable sequence."""
+    return any(t in (5, 7) for t in _annexb_nal_types(frame))
+
+
+def keyframe_detector(codec_name: str):  # type: ignore[no-untyped-def]
+    """The keyframe test for a video codec name ("VP8" or "H264")."""
+    return vp8_is_keyframe if codec_name.upper() == "VP8" else h264_is_keyframe
+
+
+def is_frame_start(codec_name: str, payload: bytes) -> bool | None:
+    """Whether a raw RTP payload starts a frame; None when the payload alone cannot tell."""
+    if not payload:
+        return None
+    if codec_name == "VP8":
+        # VP8 payload descriptor: S bit set and partition index 0 (RFC 7741 4.2).
+        return bool(payload[0] & 0x10) and payload[0] & 0x07 == 0
+    return None
+
+
+def _is_rtx(codec: sdp.RTCRtpCodecParameters) -> bool:  # type: ignore[name-defined]
+    return codec.mimeType.lower() == "video/rtx"
+
+
+def _video_matches(codec: object, video_codec: str) -> bool:
+    mime = codec.mimeType.lower()  # type: ignore[attr-defined]
+    if video_codec == "VP8":
+        return mime == "video/vp8"
+    params = codec.parameters  # type: ignore[attr-defined]
+    return (
+        mime == "video/h264"
+        and str(params.get("packetization-mode", "0")) == "1"
+        and str(params.get("profile-level-id", "")).lower()[:2] == "42"
+    )
+
+
+def parse_offer(offer_sdp: str) -> sdp.SessionDescription:
+    """Parse an SDP offer, turning any parser failure into NegotiationError('bad-sdp')."""
+    if not isinstance(offer_sdp, str) or "m=" not in offer_sdp:
+        raise NegotiationError("bad-sdp", "the offer is not an SDP with media sections")
+    try:
+        description = sdp.SessionDescription.parse(offer_sdp)
+    except Exception as exc:  # aiortc raises assorted ValueError/IndexError/KeyError
+        raise NegotiationError("bad-sdp", f"the offer SDP does not parse: {exc!r}") from exc
+    for media in description.media:
+        if media.kind in ("audio", "video") and not media.rtp.muxId:
+            raise NegotiationError("bad-sdp", "every audio/video m-line needs a=mid")
+        if media.kind in ("audio", "video") and (media.ice is None or media.dtls is None):
+            raise NegotiationError("bad-sdp", f"m-line {media.rtp.muxId} lacks ICE or DTLS")
+    return description
+
+
+def restrict_codecs(description: sdp.SessionDescription, video_codec: str) -> None:
+    """Keep only Opus and the server's one video codec (+ its RTX) in every m-line.
+
+    Both legs of a forwarded stream must use the same codec, and aiortc freezes codecs at
+    the first negotiation, so the server accepts exactly one video codec.
+    """
+    for media in description.media:
+        if media.kind == "audio":
+            kept = [c for c in media.rtp.codecs if c.mimeType.lower() == "audio/opus"]
+            wanted = "Opus"
+        elif media.kind == "video":
+            base = [c for c in media.rtp.codecs if _video_matches(c, video_codec)]
+            # prefer constrained baseline for H.264
+            base.sort(key=lambda c: str(c.parameters.get("profile-level-id", "")) != "42e01f")
+            base = base[:1]
+            pts = {c.payloadType for c in base}
+            rtx = [c for c in media.rtp.codecs if _is_rtx(c) and c.parameters.get("apt") in pts]
+            kept = base + rtx
+            wanted = video_codec
+        else:
+            continue
+        if media.port == 0:
+            continue  # rejected / stopped m-line
+        if not any(not _is_rtx(c) for c in kept):
+            offered = sorted({c.mimeType for c in media.rtp.codecs if not _is_rtx(c)})
+            raise NegotiationError(
+                "no-common-codec",
+                f"m-line {media.rtp.muxId} ({media.kind}) offers {offered}; "
+                f"this server forwards only {wanted}",
+            )
+        media.rtp.codecs = kept
+        media.fmt = [c.payloadType for c in kept]

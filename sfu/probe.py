@@ -1,0 +1,109 @@
+"""Client-side receive helper: count frames without decoding, decode a sample to prove them.
+
+Used by tests and load bots acting as browsers. It taps an aiortc client receiver the same
+way the server does, and behaves like a browser decoder on loss: it asks for a keyframe
+(PLI) whenever it cannot continue decoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import av
+from aiortc import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
+
+from . import aiortc_hooks
+from .codecs import keyframe_detector
+from .framing import AudioFramer, EncodedFrame, VideoFramer
+
+logger = logging.getLogger(__name__)
+
+PLI_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class DecodedSample:
+    frames: int
+    width: int
+    height: int
+
+
+class ReceiveProbe:
+    """Counts frames arriving on one receiver; keeps the latest GOP start for decoding."""
+
+    def __init__(self, receiver: RTCRtpReceiver, kind: str, video_codec: str = "VP8") -> None:
+        self.receiver = receiver
+        self.kind = kind
+        self.codec = video_codec
+        self.frames = 0
+        self.keyframes = 0
+        self.bytes = 0
+        self.first_frame_at: float | None = None
+        self.last_frame_at: float | None = None
+        self.frame_times: list[float] = []
+        self.ssrc: int | None = None
+        self.audio_levels: list[int] = []
+        self._sample: list[bytes] = []
+        self._decodable = False
+        self._last_pli = -1e9
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._framer: AudioFramer | VideoFramer
+        if kind == "video":
+            self._framer = VideoFramer(video_codec, self._on_frame, keyframe_detector(video_codec))
+        else:
+            self._framer = AudioFramer(self._on_frame)
+        aiortc_hooks.tap_receiver(receiver, self._on_packet)
+
+    def _on_packet(self, packet: RtpPacket) -> None:
+        self.ssrc = packet.ssrc
+        self._framer.add(packet)
+
+    def _on_frame(self, frame: EncodedFrame) -> None:
+        now = time.monotonic()
+        self.frames += 1
+        self.bytes += len(frame.data)
+        self.frame_times.append(now)
+        if self.first_frame_at is None:
+            self.first_frame_at = now
+        self.last_frame_at = now
+        if self.kind == "audio":
+            if frame.audio_level is not None:
+                self.audio_levels.append(frame.audio_level)
+            return
+        if frame.keyframe:
+            self.keyframes += 1
+            self._decodable = True
+            self._sample = [frame.data]
+        elif frame.discontinuity or not self._decodable:
+            self._decodable = False
+            self._request_keyframe()
+        elif len(self._sample) < 15:
+            self._sample.append(frame.data)
+
+    def _request_keyframe(self) -> None:
+        now = time.monotonic()
+        if self.ssrc is None or now - self._last_pli < PLI_INTERVAL_S:
+            return
+        self._last_pli = now
+        task = asyncio.ensure_future(aiortc_hooks.send_pli(self.receiver, self.ssrc))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def frames_since(self, t0: float) -> int:
+        return sum(1 for t in self.frame_times if t >= t0)
+
+    def decode_sample(self) -> DecodedSample | None:
+        """Decode the frames kept since the last keyframe (test/bot side only)."""
+        if self.kind != "video" or not self._sample:
+            return None
+        ctx = av.CodecContext.create("vp8" if self.codec == "VP8" else "h264", "r")
+        decoded = []
+        for data in list(self._sample):
+            decoded += ctx.decode(av.Packet(data))
+        if not decoded:
+            return None
+        return DecodedSample(len(decoded), decoded[-1].width, decoded[-1].height)
