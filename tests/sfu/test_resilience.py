@@ -1,0 +1,138 @@
+"""Packet loss recovery, slot reuse over join/leave cycles, bad offers, hooks self-check."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
+
+from sfu import AiortcCompatibilityError, NegotiationError, aiortc_hooks
+
+from .client import LOOPBACK, ClientPeer
+from .conftest import wait_for
+from .test_lifecycle import _mesh
+
+
+async def test_five_percent_loss_keeps_frame_rate(server, clip):
+    publishers = [ClientPeer(server, "room", f"pub{i}", clip) for i in range(2)]
+    viewer = ClientPeer(
+        server,
+        "room",
+        "viewer",
+        clip,
+        initial_video_slots=2,
+        initial_audio_slots=2,
+        publish_audio=False,
+        publish_video=False,
+    )
+    for c in [*publishers, viewer]:
+        await c.join()
+
+    def flowing() -> bool:
+        probes = [viewer.probe_for(p.pid, "camera") for p in publishers]
+        return all(p is not None and p.keyframes > 0 and p.frames > 10 for p in probes)
+
+    await wait_for(flowing, 10, "viewer to receive both cameras", viewer.describe)
+    dropped = aiortc_hooks.inject_rtp_loss(viewer.pc, 0.05)
+    await asyncio.sleep(0.5)
+    probes = [viewer.probe_for(p.pid, "camera") for p in publishers]
+    t0 = time.monotonic()
+    window = 4.0
+    await asyncio.sleep(window)
+    rates = [p.frames_since(t0) / window for p in probes]
+    assert dropped() > 30, "loss injection did not drop packets"
+    for rate in rates:
+        assert rate >= 27.0, f"frame rates under 5% loss: {rates} (sent: 30 fps)"
+    for c in [*publishers, viewer]:
+        await c.close()
+
+
+async def test_join_leave_cycles_reuse_slots(server, clip):
+    stayer = ClientPeer(server, "room", "stayer", clip)
+    await stayer.join()
+    for i in range(20):
+        guest = ClientPeer(
+            server, "room", f"guest{i}", clip, initial_audio_slots=1, initial_video_slots=1
+        )
+        await guest.join()
+        joined = time.monotonic()
+
+        def media_from_guest(g: ClientPeer = guest, t0: float = joined) -> bool:
+            probe = stayer.probe_for(g.pid, "microphone")
+            return probe is not None and probe.frames_since(t0) >= 5
+
+        await wait_for(media_from_guest, 5, f"stayer to hear guest{i}", stayer.describe)
+        await guest.close()
+        await wait_for(lambda: stayer.receiving_from() == set(), 5, "slots to free")
+    mlines = stayer.pc.localDescription.sdp.count("\nm=")
+    # 2 published m-lines + 1 audio and 1 video receive slot, reused 20 times
+    assert mlines <= 6, f"{mlines} m-lines after 20 join/leave cycles"
+    assert server.stats()["slots"] <= 4
+    await stayer.close()
+
+
+async def _raw_offer(video_codec_rewrite: str | None = None) -> tuple[RTCPeerConnection, str]:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("audio", "recvonly")
+    pc.addTransceiver("video", "recvonly")
+    offer = await pc.createOffer()
+    with aiortc_hooks.ice_host_addresses(LOOPBACK):
+        await pc.setLocalDescription(offer)
+    sdp = pc.localDescription.sdp
+    if video_codec_rewrite:
+        sdp = sdp.replace("VP8/90000", f"{video_codec_rewrite}/90000").replace(
+            "H264/90000", f"{video_codec_rewrite}/90000"
+        )
+    return pc, sdp
+
+
+async def test_bad_offers_fail_cleanly_and_spare_others(server, clip):
+    clients = await _mesh(server, clip, 2)
+    await server.join("room", "bad", clients[0])  # events unused: it never connects
+
+    with pytest.raises(NegotiationError) as err:
+        await server.negotiate("room", "bad", "this is not SDP", {})
+    assert err.value.code == "bad-sdp"
+
+    pc, vp9_only = await _raw_offer("VP9")
+    with pytest.raises(NegotiationError) as err:
+        await server.negotiate("room", "bad", vp9_only, {})
+    assert err.value.code == "no-common-codec" and "VP9" in err.value.message
+    await pc.close()
+
+    pc, offer = await _raw_offer()
+    with pytest.raises(NegotiationError) as err:
+        await server.negotiate("room", "bad", offer, {"1": "microphone"})
+    assert err.value.code == "bad-track-map"
+    with pytest.raises(NegotiationError) as err:
+        await server.negotiate("room", "nobody", offer, {})
+    assert err.value.code == "not-joined"
+    await pc.close()
+
+    before = [c.probe_for(o.pid, "camera").frames for c, o in (clients, clients[::-1])]
+    await asyncio.sleep(0.5)
+    after = [c.probe_for(o.pid, "camera").frames for c, o in (clients, clients[::-1])]
+    assert all(a >= b + 10 for a, b in zip(after, before, strict=True)), (before, after)
+    await server.leave("room", "bad")
+    for c in clients:
+        await c.close()
+
+
+def test_self_check_names_missing_attribute(monkeypatch):
+    aiortc_hooks.self_check()
+    monkeypatch.delattr(RTCRtpReceiver, "_send_rtcp_pli")
+    with pytest.raises(AiortcCompatibilityError) as err:
+        aiortc_hooks.self_check()
+    assert "RTCRtpReceiver._send_rtcp_pli" in str(err.value)
+    assert "aiortc 1.16.0" in str(err.value)
+
+
+def test_self_check_notices_renamed_private_state(monkeypatch):
+    def init(self, kind, transport):  # an aiortc whose receiver renamed its jitter buffer
+        self._RTCRtpReceiver__buffer = None
+
+    monkeypatch.setattr(RTCRtpReceiver, "__init__", init)
+    with pytest.raises(AiortcCompatibilityError, match="_RTCRtpReceiver__jitter_buffer"):
+        aiortc_hooks.self_check()
