@@ -135,3 +135,11 @@ async def api(settings: Settings, database: Database) -> AsyncIterator[Api]:
         yield Api(client, app)
     finally:
         await client.close()
+
+
+@pytest.fixture(scope="session")
+def clip(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
+    """The synthetic VP8 + Opus clip, encoded once into pytest's cache directory."""
+    from sfu.synthetic import load_clip
+
+    return load_clip(pytestconfig.cache.mkdir("sfu-test-media"), "VP8")

@@ -1,0 +1,96 @@
+"""A meeting participant: the signaling client and the media peer, wired together."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from client.media import MediaPeer
+from client.signaling import Event, SignalingClient
+from sfu import SlotAssignment, Source
+from sfu.synthetic import Clip
+
+
+class Participant:
+    """Joins a meeting over the documented protocol and publishes synthetic media."""
+
+    def __init__(
+        self,
+        base_url: str,
+        room_id: str,
+        token: str,
+        clip: Clip,
+        *,
+        ice_host_addresses: tuple[str, ...] = (),
+    ) -> None:
+        self.signaling = SignalingClient(base_url, room_id, token)
+        self.clip = clip
+        self.ice_host_addresses = ice_host_addresses
+        self.media: MediaPeer | None = None
+
+    @property
+    def participant_id(self) -> str:
+        return self.signaling.participant_id
+
+    @property
+    def peer(self) -> MediaPeer:
+        assert self.media is not None, "join() first"
+        return self.media
+
+    async def join(self, sources: tuple[Source, ...] = ("microphone", "camera")) -> Event:
+        welcome = await self.signaling.connect()
+        self.media = MediaPeer(
+            self.clip,
+            self._negotiate,
+            ice_host_addresses=self.ice_host_addresses,
+            ice_servers=[],
+        )
+        self.signaling.on("renegotiate", self._on_renegotiate)
+        self.signaling.on("tracks", self._on_tracks)
+        for source in sources:
+            self.media.add_source(source)
+        await self.media.offer()
+        await self.set_media_state()
+        return welcome
+
+    async def _negotiate(self, sdp: str, tracks: Mapping[str, Source]) -> str:
+        reply = await self.signaling.request(
+            {"type": "offer", "sdp": sdp, "tracks": dict(tracks)}, "answer"
+        )
+        return str(reply["sdp"])
+
+    def _on_renegotiate(self, event: Event) -> None:
+        self.peer.request_slots(event["audio_slots"], event["video_slots"])
+
+    def _on_tracks(self, event: Event) -> None:
+        self.peer.set_slots([SlotAssignment(**slot) for slot in event["slots"]])
+
+    async def set_media_state(self) -> None:
+        on = set(self.peer.tracks)
+        await self.signaling.send(
+            {
+                "type": "media-state",
+                "microphone": "microphone" in on,
+                "camera": "camera" in on,
+                "screen": "screen" in on,
+            }
+        )
+
+    async def start_screen(self) -> None:
+        self.peer.add_source("screen")
+        await self.peer.offer()
+        await self.set_media_state()
+
+    async def stop_screen(self) -> None:
+        self.peer.remove_source("screen")
+        await self.peer.offer()
+        await self.set_media_state()
+
+    async def leave(self) -> None:
+        if not self.signaling.closed.is_set():
+            await self.signaling.send({"type": "leave"})
+        await self.close()
+
+    async def close(self) -> None:
+        if self.media is not None:
+            await self.media.close()
+        await self.signaling.close()

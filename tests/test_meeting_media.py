@@ -1,0 +1,174 @@
+"""Whole meetings over the real server: signaling over WebSocket, media over loopback.
+
+Each participant is `client.participant.Participant` — the reference client written against
+docs/protocol.md — publishing a synthetic 640x480 VP8 + Opus clip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from client.participant import Participant
+from client.signaling import SignalingError
+from signaling.keys import LIVE
+from signaling.protocol import CloseCode
+
+LOOPBACK = ("127.0.0.1",)
+
+
+async def until(predicate, timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def meeting(api, make_user):
+    host = await make_user(name="Host")
+    status, body = await api.call("POST", "/api/meetings", user=host, json={"title": "Media"})
+    assert status == 201
+    return host, body["room_id"]
+
+
+@pytest.fixture
+async def people(api, clip):
+    joined: list[Participant] = []
+
+    async def join(user, room, sources=("microphone", "camera")) -> Participant:
+        person = Participant(
+            api.base_url, room, api.token_for(user), clip, ice_host_addresses=LOOPBACK
+        )
+        joined.append(person)
+        await person.join(sources)
+        return person
+
+    yield join
+    await asyncio.gather(*(p.close() for p in joined), return_exceptions=True)
+
+
+def receives_all(person: Participant, others: list[Participant]) -> bool:
+    for other in others:
+        for source in ("microphone", "camera"):
+            probe = person.peer.probe_for(other.participant_id, source)
+            if probe is None or probe.frames < 10:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_three_people_see_and_hear_each_other(api, meeting, people, make_user):
+    host, room = meeting
+    a = await people(host, room)
+    b = await people(await make_user(), room)
+    c = await people(await make_user(), room)
+    everyone = [a, b, c]
+    await until(
+        lambda: all(receives_all(p, [o for o in everyone if o is not p]) for p in everyone),
+        20,
+        "every participant to receive the other two",
+    )
+    for person in everyone:
+        for other in everyone:
+            if other is person:
+                continue
+            sample = person.peer.probe_for(other.participant_id, "camera").decode_sample()
+            assert sample is not None and (sample.width, sample.height) == (640, 480)
+            audio = person.peer.probe_for(other.participant_id, "microphone")
+            assert audio.audio_levels and audio.audio_levels[-1] == 42
+    stats = api.app[LIVE].media.stats()
+    assert stats["decoders_started"] == 0
+    assert stats["peer_connections"] == 3 and stats["forwarded_streams"] == 12
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_screen_share_starts_and_stops(api, meeting, people, make_user):
+    host, room = meeting
+    a = await people(host, room)
+    b = await people(await make_user(), room)
+    await b.start_screen()
+    await until(lambda: (b.participant_id, "screen") in a.peer.receiving_from(), 10, "screen slot")
+    await until(
+        lambda: (a.peer.probe_for(b.participant_id, "screen") or _zero()).frames > 10,
+        10,
+        "screen frames",
+    )
+    state = await a.signaling.wait_for("media-state", lambda e: e["screen"])
+    assert state["participant_id"] == b.participant_id
+    await b.stop_screen()
+    await until(
+        lambda: (b.participant_id, "screen") not in a.peer.receiving_from(),
+        10,
+        "screen slot to go idle",
+    )
+    assert (b.participant_id, "camera") in a.peer.receiving_from()
+
+
+class _zero:
+    frames = 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_bad_offers_get_errors_and_spare_the_others(api, meeting, people, make_user):
+    host, room = meeting
+    a = await people(host, room)
+    b = await people(await make_user(), room)
+    await until(lambda: receives_all(a, [b]), 15, "a to receive b")
+    with pytest.raises(SignalingError) as garbage:
+        await b.signaling.request(
+            {"type": "offer", "sdp": "v=0\r\nnot sdp", "tracks": {}}, "answer"
+        )
+    assert garbage.value.code == "bad-sdp"
+    vp9_only = _only_codec(b.peer.pc.localDescription.sdp, "VP9")
+    with pytest.raises(SignalingError) as vp9:
+        await b.signaling.request(
+            {"type": "offer", "sdp": vp9_only, "tracks": b.peer.published}, "answer"
+        )
+    assert vp9.value.code == "no-common-codec"
+    before = a.peer.probe_for(b.participant_id, "camera").frames
+    await asyncio.sleep(1.0)
+    assert a.peer.probe_for(b.participant_id, "camera").frames > before + 10
+    assert not b.signaling.closed.is_set()
+
+
+def _only_codec(sdp: str, codec: str) -> str:
+    """The same offer, with every video codec renamed to `codec` (e.g. a VP9-only browser)."""
+    return sdp.replace("VP8/90000", f"{codec}/90000").replace("H264/90000", f"{codec}/90000")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_leaving_and_vanishing_stop_their_tracks(api, meeting, people, make_user):
+    host, room = meeting
+    a = await people(host, room)
+    b = await people(await make_user(), room)
+    c = await people(await make_user(), room)
+    await until(lambda: receives_all(a, [b, c]), 20, "a to receive b and c")
+    await b.leave()
+    await until(
+        lambda: all(pid != b.participant_id for pid, _ in a.peer.receiving_from()),
+        5,
+        "b's slots to go idle",
+    )
+    # c vanishes: its WebSocket and peer connection just close, no leave message
+    await c.peer.pc.close()
+    await c.signaling.close()
+    await until(lambda: not a.peer.receiving_from(), 8, "c's slots to go idle")
+    await until(lambda: api.app[LIVE].media.stats()["peer_connections"] == 1, 8, "server PCs")
+    left = {e["participant_id"] for e in a.signaling.events if e["type"] == "participant-left"}
+    assert left == {b.participant_id, c.participant_id}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_meeting_end_closes_every_peer_connection(api, meeting, people, make_user):
+    host, room = meeting
+    a = await people(host, room)
+    b = await people(await make_user(), room)
+    await until(lambda: receives_all(b, [a]), 15, "b to receive a")
+    await a.signaling.send({"type": "end-meeting"})
+    assert await b.signaling.wait_closed() == CloseCode.MEETING_ENDED
+    await until(lambda: api.app[LIVE].media.stats()["peer_connections"] == 0, 8, "PCs closed")
+    assert api.app[LIVE].rooms == {}
