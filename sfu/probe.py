@@ -8,6 +8,7 @@ way the server does, and behaves like a browser decoder on loss: it asks for a k
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class ReceiveProbe:
         self.frame_times: list[float] = []
         self.ssrc: int | None = None
         self.audio_levels: list[int] = []
+        self.digests: list[bytes] = []  # blake2b of the first frames, to compare with a source
         self._sample: list[bytes] = []
         self._decodable = False
         self._last_pli = -1e9
@@ -70,6 +72,8 @@ class ReceiveProbe:
         if self.first_frame_at is None:
             self.first_frame_at = now
         self.last_frame_at = now
+        if len(self.digests) < 300:
+            self.digests.append(hashlib.blake2b(frame.data, digest_size=16).digest())
         if self.kind == "audio":
             if frame.audio_level is not None:
                 self.audio_levels.append(frame.audio_level)

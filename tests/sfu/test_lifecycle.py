@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
 from .client import ClientPeer
 from .conftest import wait_for
+
+logger = logging.getLogger(__name__)
 
 
 def _receives(c: ClientPeer, others: list[ClientPeer], frames: int = 10) -> bool:
@@ -48,6 +51,7 @@ async def test_late_joiner_and_screen_share(server, clip):
 
     await wait_for(late_decodes, 2.0, "late joiner to decode every camera", late.describe)
     elapsed = time.monotonic() - t0
+    logger.info("late joiner decoded every camera after %.2fs", elapsed)
     assert elapsed < 2.0, f"late joiner decoded video after {elapsed:.2f}s"
     everyone = [*clients, late]
     await wait_for(

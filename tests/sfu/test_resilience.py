@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -13,6 +14,8 @@ from sfu import AiortcCompatibilityError, NegotiationError, aiortc_hooks
 from .client import LOOPBACK, ClientPeer
 from .conftest import wait_for
 from .test_lifecycle import _mesh
+
+logger = logging.getLogger(__name__)
 
 
 async def test_five_percent_loss_keeps_frame_rate(server, clip):
@@ -42,6 +45,7 @@ async def test_five_percent_loss_keeps_frame_rate(server, clip):
     window = 4.0
     await asyncio.sleep(window)
     rates = [p.frames_since(t0) / window for p in probes]
+    logger.info("frame rates under 5%% loss: %s fps, %d packets dropped", rates, dropped())
     assert dropped() > 30, "loss injection did not drop packets"
     for rate in rates:
         assert rate >= 27.0, f"frame rates under 5% loss: {rates} (sent: 30 fps)"
