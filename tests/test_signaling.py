@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from client.signaling import SignalingClient, SignalingError
+from signaling.keys import LIVE
 from signaling.protocol import CHAT_MAX_CHARS, CloseCode
 from storage import meetings
 from tests.conftest import TEST_SECRET
@@ -313,3 +314,39 @@ async def test_host_ends_meeting_for_everyone(api, make_user, database, clients,
         meeting = await meetings.get_meeting(session, room)
         assert meeting.status == "ended"
         assert all(v.left_at for v in await meetings.visits(session, meeting.id))
+
+
+async def test_missed_keepalives_disconnect_within_seconds(api, make_user, clients):
+    import aiohttp
+
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    a = await connect(api, host, room)
+    clients.append(a)
+    silent = SignalingClient(api.base_url, room, api.token_for(guest))
+    async with aiohttp.ClientSession() as session:
+        # autoping off and never reading: the server's pings go unanswered
+        ws = await session.ws_connect(silent.url, autoping=False)
+        await ws.send_json({"type": "hello", "version": 1, "token": silent.token})
+        started = asyncio.get_running_loop().time()
+        left = await a.wait_for("participant-left", timeout=20)
+        elapsed = asyncio.get_running_loop().time() - started
+        await ws.close()
+    assert elapsed < 12, f"took {elapsed:.1f}s"
+    assert left["participant_id"] != a.participant_id
+
+
+async def test_no_session_tasks_left_behind(api, make_user):
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    a, b = await connect(api, host, room), await connect(api, guest, room)
+    await b.send({"type": "leave"})
+    await b.wait_closed()
+    await a.close()
+    for _ in range(100):
+        names = [t.get_name() for t in asyncio.all_tasks()]
+        if not any(n.startswith("ws-") for n in names):
+            break
+        await asyncio.sleep(0.05)
+    assert not [n for n in names if n.startswith("ws-")]
+    assert api.app[LIVE].rooms == {}
