@@ -59,7 +59,7 @@ _REQUIRED: list[tuple[Any, str, str]] = [
 
 
 def _owner_name(owner: Any) -> str:
-    return getattr(owner, "__qualname__", None) or getattr(owner, "__name__", repr(owner))
+    return str(getattr(owner, "__qualname__", None) or getattr(owner, "__name__", repr(owner)))
 
 
 def self_check() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from aiortc import sdp
+from aiortc import RTCRtpCodecParameters, sdp
 
 from .api import NegotiationError
 
@@ -32,7 +33,7 @@ def h264_is_keyframe(frame: bytes) -> bool:
     return any(t in (5, 7) for t in _annexb_nal_types(frame))
 
 
-def keyframe_detector(codec_name: str):  # type: ignore[no-untyped-def]
+def keyframe_detector(codec_name: str) -> Callable[[bytes], bool]:
     """The keyframe test for a video codec name ("VP8" or "H264")."""
     return vp8_is_keyframe if codec_name.upper() == "VP8" else h264_is_keyframe
 
@@ -47,15 +48,15 @@ def is_frame_start(codec_name: str, payload: bytes) -> bool | None:
     return None
 
 
-def _is_rtx(codec: sdp.RTCRtpCodecParameters) -> bool:  # type: ignore[name-defined]
+def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
     return codec.mimeType.lower() == "video/rtx"
 
 
-def _video_matches(codec: object, video_codec: str) -> bool:
-    mime = codec.mimeType.lower()  # type: ignore[attr-defined]
+def _video_matches(codec: RTCRtpCodecParameters, video_codec: str) -> bool:
+    mime = codec.mimeType.lower()
     if video_codec == "VP8":
         return mime == "video/vp8"
-    params = codec.parameters  # type: ignore[attr-defined]
+    params = codec.parameters
     return (
         mime == "video/h264"
         and str(params.get("packetization-mode", "0")) == "1"

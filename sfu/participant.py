@@ -112,10 +112,11 @@ class Participant:
         # Emitted synchronously inside setRemoteDescription, before receive() can run.
         assert self.pc is not None
         for transceiver in self.pc.getTransceivers():
-            if transceiver.receiver.track is track and transceiver.mid not in self._inlets:
+            mid = transceiver.mid
+            if transceiver.receiver.track is track and mid is not None and mid not in self._inlets:
                 inlet = _Inlet()
                 aiortc_hooks.tap_receiver(transceiver.receiver, inlet)
-                self._inlets[transceiver.mid] = inlet
+                self._inlets[mid] = inlet
 
     def _on_state(self) -> None:
         if self.pc is None or self.closed:
@@ -155,11 +156,9 @@ class Participant:
                 raise NegotiationError(
                     "bad-track-map", f"mid {mid} sends {media.kind} but is not in the track map"
                 )
-        for mid, slot in self.slots.items():
-            media = media_by_mid.get(mid)
-            if media is not None and mid in published:
+        for mid in self.slots:
+            if mid in published:
                 raise NegotiationError("bad-track-map", f"mid {mid} is a receive slot")
-            del slot
 
     async def negotiate(self, offer_sdp: str, published: Mapping[str, Source]) -> str:
         """Answer one client offer (caller holds self.lock)."""

@@ -82,8 +82,8 @@ def _encode(codec: str, seconds: float, bitrate: int) -> tuple[list[bytes], list
     audio: list[bytes] = []
     total, done = int(seconds * AUDIO_CLOCK), 0
     with av.open(f"sine=frequency=440:sample_rate={AUDIO_CLOCK}", format="lavfi") as asrc:
-        for frame in asrc.decode(audio=0):
-            for chunk in resampler.resample(frame):
+        for aframe in asrc.decode(audio=0):
+            for chunk in resampler.resample(aframe):
                 chunk.pts = done
                 done += chunk.samples
                 audio += [bytes(p) for p in actx.encode(chunk)]

@@ -92,9 +92,20 @@ async def _raw_offer(video_codec_rewrite: str | None = None) -> tuple[RTCPeerCon
     return pc, sdp
 
 
+class _NoEvents:
+    async def renegotiate(self, audio_slots: int, video_slots: int) -> None:
+        pass
+
+    async def slots_changed(self, slots: list) -> None:
+        pass
+
+    async def connection_lost(self, reason: str) -> None:
+        pass
+
+
 async def test_bad_offers_fail_cleanly_and_spare_others(server, clip):
     clients = await _mesh(server, clip, 2)
-    await server.join("room", "bad", clients[0])  # events unused: it never connects
+    await server.join("room", "bad", _NoEvents())
 
     with pytest.raises(NegotiationError) as err:
         await server.negotiate("room", "bad", "this is not SDP", {})
