@@ -101,10 +101,14 @@ class MediaPeer:
             track.stop()
 
     # --- negotiation --------------------------------------------------------------------
-    def request_slots(self, audio: int, video: int) -> None:
-        """The server's `renegotiate`: add slots and offer again (in the background)."""
+    def add_slots(self, audio: int, video: int) -> None:
+        """Add recv-only slots with the next offer."""
         self._pending["audio"] += audio
         self._pending["video"] += video
+
+    def request_slots(self, audio: int, video: int) -> None:
+        """The server's `renegotiate`: add slots and offer again (in the background)."""
+        self.add_slots(audio, video)
         task = asyncio.ensure_future(self.offer())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -89,6 +89,7 @@ class ErrorCode:
     BAD_SDP = "bad-sdp"
     NO_COMMON_CODEC = "no-common-codec"
     BAD_TRACK_MAP = "bad-track-map"
+    MEDIA_FAILED = "media-failed"
 
 
 class CloseCode:

@@ -306,6 +306,13 @@ class Session:
         except NegotiationError as exc:
             self._error(exc.code, exc.message, offer.id)
             return
+        except Exception:
+            # The offer was valid but aiortc failed applying it: the peer connection may be
+            # half-updated, so end this session; the client reconnects with a fresh one.
+            log.exception("negotiation failed for %s", self.peer.participant_id)
+            self._error(ErrorCode.MEDIA_FAILED, "the server could not apply the offer", offer.id)
+            self.peer.close(CloseCode.MEDIA_FAILED, "negotiation failed")
+            return
         self.peer.send({"type": "answer", "sdp": sdp, "ref": offer.id})
 
     async def _media_state(self, state: MediaState) -> None:

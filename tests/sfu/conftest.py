@@ -10,13 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from sfu import MediaServer, MediaSettings
-from sfu.synthetic import Clip, load_clip
-
-
-@pytest.fixture(scope="session")
-def clip(pytestconfig: pytest.Config) -> Clip:
-    # encoded once, kept in pytest's (git-ignored) cache directory
-    return load_clip(pytestconfig.cache.mkdir("sfu-test-media"), "VP8")
 
 
 @pytest.fixture
