@@ -44,6 +44,7 @@ class ReceiveProbe:
         self.keyframes = 0
         self.bytes = 0
         self.first_frame_at: float | None = None
+        self.first_frame_was_keyframe: bool | None = None
         self.last_frame_at: float | None = None
         self.frame_times: list[float] = []
         self.ssrc: int | None = None
@@ -71,6 +72,7 @@ class ReceiveProbe:
         self.frame_times.append(now)
         if self.first_frame_at is None:
             self.first_frame_at = now
+            self.first_frame_was_keyframe = frame.keyframe
         self.last_frame_at = now
         if len(self.digests) < 300:
             self.digests.append(hashlib.blake2b(frame.data, digest_size=16).digest())
