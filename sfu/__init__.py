@@ -1,5 +1,6 @@
 """Tertulia media: a selective forwarding unit on aiortc that never decodes or encodes."""
 
+from .aiortc_hooks import self_check as check_media_stack
 from .api import (
     AiortcCompatibilityError,
     IceServer,
@@ -20,4 +21,5 @@ __all__ = [
     "NegotiationError",
     "SlotAssignment",
     "Source",
+    "check_media_stack",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from aiohttp import web
 from pydantic import ValidationError
 
+from sfu import AiortcCompatibilityError, check_media_stack
 from signaling.app import create_app
 from signaling.config import ConfigError, Settings, ensure_data_dir, load_settings
 from signaling.passwords import hash_password
@@ -84,6 +85,11 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    try:
+        check_media_stack()
+    except AiortcCompatibilityError as exc:
+        raise ConfigError(str(exc)) from None
+
     async def build() -> web.Application:
         database = await _migrated_database(settings)
         async with database.session() as session:
