@@ -1,0 +1,156 @@
+"""Two people in real Chromium: dashboard → pre-join → room, media both ways, chat, mute,
+screen share, screenshots, leave, end for everyone."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import TIMEOUT_MS, Server
+from tests.browser.pages import (
+    PHONE,
+    assert_receiving_video,
+    assert_tile_playing,
+    join,
+    open_person,
+    participant_id,
+    remote_tile,
+    sign_in,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def create_meeting_on_dashboard(page: Page, title: str) -> str:
+    expect(page.get_by_test_id("dashboard")).to_be_visible()
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("Description").fill("Made by the browser test")
+    page.get_by_label("Start time").fill("2031-05-06T10:30")
+    page.get_by_label("Duration (minutes)").fill("45")
+    page.get_by_label("Max participants").fill("5")
+    page.get_by_label("Allow chat").check()
+    page.get_by_test_id("meeting-submit").click()
+    item = page.get_by_test_id("upcoming-list").get_by_test_id("meeting-item").filter(
+        has_text=title
+    )
+    expect(item).to_be_visible()
+    room_id = item.get_attribute("data-room-id")
+    assert room_id
+    expect(item.get_by_test_id("join-url")).to_have_text(re.compile(rf"/m/{room_id}$"))
+    expect(item).to_contain_text("45 min")
+    return room_id
+
+
+def test_two_people_meet(
+    browser: Any, contexts: list[Any], server: Server, artifacts: Path
+) -> None:
+    ana = open_person(browser, contexts, server)
+    bo = open_person(browser, contexts, server, viewport=PHONE)
+
+    sign_in(ana, server, "ana")
+    room_id = create_meeting_on_dashboard(ana, "Browser sync")
+    # Bo follows the join link while signed out: sign-in first, then back to the meeting.
+    sign_in(bo, server, "bo", path=f"/m/{room_id}")
+    expect(bo.get_by_test_id("prejoin")).to_be_visible()
+    assert bo.url.endswith(f"/m/{room_id}")
+
+    ana.get_by_test_id("upcoming-list").get_by_test_id("join-link").first.click()
+    join(ana)
+    join(bo)
+
+    ana_id, bo_id = participant_id(ana), participant_id(bo)
+    # Each page shows the other's camera, decoded and playing.
+    for page, other, name in ((ana, bo_id, "Bo Berg"), (bo, ana_id, "Ana Alves")):
+        tile = remote_tile(page, name)
+        expect(tile).to_be_visible()
+        stats = assert_receiving_video(page, other)
+        assert stats["packetsLost"] == 0 or stats["fps"] > 3
+        assert_tile_playing(tile)
+        expect(page.get_by_test_id("participant-count")).to_have_text("2 in the meeting")
+
+    # Chat round trip, with the unread count on the closed panel.
+    ana.get_by_test_id("toggle-chat").click()
+    ana.get_by_label("Message").fill("Hello from Ana")
+    ana.get_by_label("Message").press("Enter")
+    expect(ana.get_by_test_id("chat-list")).to_contain_text("Hello from Ana")
+    expect(bo.get_by_test_id("chat-unread")).to_have_text("1")
+    bo.get_by_test_id("toggle-chat").click()
+    expect(bo.get_by_test_id("chat-list")).to_contain_text("Hello from Ana")
+    expect(bo.get_by_test_id("chat-unread")).to_be_hidden()
+    bo.get_by_label("Message").fill("Hi Ana, Bo here")
+    bo.get_by_test_id("chat-send").click()
+    expect(ana.get_by_test_id("chat-list")).to_contain_text("Hi Ana, Bo here")
+    bo.get_by_role("button", name="Close chat").click()
+    ana.get_by_role("button", name="Close chat").click()
+
+    # Muting the microphone shows on the other page (tile and participants panel).
+    expect(remote_tile(bo, "Ana Alves")).to_have_attribute("data-mic", "on")
+    ana.get_by_role("button", name="Mute microphone").click()
+    bo_sees_ana = remote_tile(bo, "Ana Alves")
+    expect(bo_sees_ana).to_have_attribute("data-mic", "off")
+    expect(bo_sees_ana.get_by_test_id("tile-muted")).to_be_visible()
+    bo.get_by_test_id("toggle-participants").click()
+    ana_row = bo.get_by_test_id("participant-item").filter(has_text="Ana Alves")
+    expect(ana_row.get_by_test_id("state-mic")).to_have_attribute("data-on", "false")
+    expect(ana_row.get_by_test_id("state-camera")).to_have_attribute("data-on", "true")
+    bo.get_by_role("button", name="Close the participants panel").click()
+    ana.get_by_role("button", name="Unmute microphone").click()
+    expect(bo_sees_ana).to_have_attribute("data-mic", "on")
+
+    # Someone speaking is highlighted (the fake microphone beeps).
+    expect(bo.locator('[data-testid="tile"][data-speaking="true"]').first).to_be_attached(
+        timeout=TIMEOUT_MS
+    )
+
+    # Screenshots: Bo's page is phone width, Ana's a laptop.
+    ana.screenshot(path=str(artifacts / "room-laptop-1280x800.png"))
+    bo.screenshot(path=str(artifacts / "room-phone-360x740.png"))
+
+    # Screen share: the large tile on the other page, gone when stopped.
+    ana.get_by_role("button", name="Share your screen").click()
+    stage_tile = bo.get_by_test_id("stage").get_by_test_id("tile")
+    expect(stage_tile).to_have_attribute("data-source", "screen", timeout=TIMEOUT_MS)
+    expect(stage_tile).to_contain_text("Ana Alves")
+    stats = assert_receiving_video(bo, ana_id, source="screen", seconds=2)
+    assert stats["frameWidth"] >= stats["frameHeight"] > 0
+    assert_tile_playing(stage_tile)
+    expect(bo.get_by_test_id("video-grid")).to_have_class(re.compile("strip"))
+    time.sleep(0.5)
+    ana.screenshot(path=str(artifacts / "room-laptop-screenshare.png"))
+    bo.screenshot(path=str(artifacts / "room-phone-screenshare.png"))
+    ana.get_by_role("button", name="Stop sharing your screen").click()
+    expect(bo.get_by_test_id("stage")).to_be_hidden()
+    expect(bo.locator('[data-testid="tile"][data-source="screen"]')).to_have_count(0)
+
+    # Stopping from the browser's own button ends the track: the share stops too.
+    ana.get_by_role("button", name="Share your screen").click()
+    expect(stage_tile).to_have_attribute("data-source", "screen")
+    ana.evaluate(
+        "() => window.__tertulia.session.localTracks.screen.dispatchEvent(new Event('ended'))"
+    )
+    expect(bo.get_by_test_id("stage")).to_be_hidden()
+    expect(ana.get_by_role("button", name="Share your screen")).to_be_visible()
+
+    # Leaving removes the tile on the other page.
+    bo.get_by_test_id("leave").click()
+    expect(bo.get_by_test_id("left")).to_be_visible()
+    expect(remote_tile(ana, "Bo Berg")).to_have_count(0)
+    expect(ana.get_by_test_id("participant-count")).to_have_text("1 in the meeting")
+
+    # Bo rejoins; then the host ends the meeting for everyone.
+    bo.get_by_test_id("rejoin").click()
+    join(bo)
+    expect(remote_tile(ana, "Bo Berg")).to_be_visible()
+    expect(bo.get_by_test_id("end-meeting")).to_be_hidden()
+    ana.get_by_test_id("end-meeting").click()
+    ana.get_by_test_id("confirm-yes").click()
+    expect(bo.get_by_test_id("meeting-ended")).to_be_visible()
+    expect(bo.get_by_test_id("outcome-message")).to_contain_text("has ended")
+    expect(ana.get_by_test_id("meeting-ended")).to_be_visible()
+    # The pages released their peer connections.
+    assert bo.evaluate("() => window.__tertulia.closed") is True

@@ -1,0 +1,241 @@
+// /m/{room_id}: the pre-join check (preview, level meter, devices, start muted), then the room.
+
+import { api, ApiError } from "../api.js";
+import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../app.js";
+import { describeStatus, LevelMeter, listDevices, openDevices } from "../media.js";
+import { focusHeading, h, pageTitle, root } from "../ui.js";
+import { appHeader } from "./dashboard.js";
+import { enterRoom } from "./room.js";
+
+/** @typedef {import("../api.js").Meeting} Meeting */
+
+/**
+ * A full-page message for the ways a meeting cannot be joined.
+ * @param {string} testid
+ * @param {string} heading
+ * @param {string} text
+ * @param {Node[]} [extra]
+ */
+export function showOutcome(testid, heading, text, extra = []) {
+  pageTitle(heading);
+  const page = h("section", { class: "narrow outcome", "data-testid": testid },
+    h("h1", {}, heading),
+    h("p", { role: "status", "data-testid": "outcome-message" }, text),
+    ...extra,
+    h("p", {}, h("a", { href: "/", "data-internal": true, "data-testid": "back-to-dashboard" }, "Back to your meetings")));
+  root().replaceChildren(page);
+  focusHeading(page);
+}
+
+/** @param {string} roomId */
+export async function showMeeting(roomId) {
+  pageTitle("Join meeting");
+  root().replaceChildren(h("p", { class: "narrow", role: "status" }, "Loading the meeting…"));
+  /** @type {Meeting} */
+  let meeting;
+  /** @type {import("../api.js").User} */
+  let me;
+  try {
+    [me, meeting] = await Promise.all([api("/api/me"), api(`/api/meetings/${encodeURIComponent(roomId)}`)]);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return; // handled: back to sign-in
+    if (error instanceof ApiError && error.status === 404) {
+      showOutcome("meeting-not-found", "Meeting not found", "There is no meeting at this link. Check the link you were given, or ask the host for a new one.");
+    } else {
+      showOutcome("meeting-error", "Cannot open the meeting", error instanceof Error ? error.message : String(error));
+    }
+    return;
+  }
+  if (meeting.status === "ended") {
+    showMeetingEnded(meeting.title);
+    return;
+  }
+  showPreJoin(roomId, meeting, me);
+}
+
+/** @param {string} title @param {string} [reason] */
+export function showMeetingEnded(title, reason) {
+  showOutcome("meeting-ended", "This meeting has ended", `“${title}” has ended${reason ? ` (${reason})` : ""}. You can no longer join it.`);
+}
+
+/**
+ * @param {string} roomId
+ * @param {Meeting} meeting
+ * @param {import("../api.js").User} me
+ */
+function showPreJoin(roomId, meeting, me) {
+  pageTitle(`Join ${meeting.title}`);
+  /** @type {MediaStreamTrack | null} */
+  let camera = null;
+  /** @type {MediaStreamTrack | null} */
+  let microphone = null;
+  /** @type {LevelMeter | null} */
+  let meter = null;
+  let meterTimer = 0;
+  let handedOver = false;
+
+  const video = h("video", { autoplay: true, muted: true, playsInline: true, class: "mirror", "data-testid": "preview-video", "aria-label": "Camera preview" });
+  const noVideo = h("div", { class: "no-video", "data-testid": "preview-off" }, "Camera off");
+  const level = h("meter", { min: 0, max: 1, value: 0, low: 0.1, high: 0.8, optimum: 0.5, id: "mic-level", "data-testid": "mic-level" });
+  const cameraSelect = h("select", { id: "camera-select", "data-testid": "camera-select" });
+  const micSelect = h("select", { id: "mic-select", "data-testid": "mic-select" });
+  const startMuted = h("input", { type: "checkbox", id: "start-muted", "data-testid": "start-muted" });
+  const startCameraOff = h("input", { type: "checkbox", id: "start-camera-off", "data-testid": "start-camera-off" });
+  const cameraMessage = h("p", { class: "warning", "data-testid": "camera-message", role: "status" });
+  const micMessage = h("p", { class: "warning", "data-testid": "mic-message", role: "status" });
+  const joinError = h("p", { class: "error", role: "alert", "data-testid": "join-error" });
+  const joinButton = h("button", { type: "button", class: "primary big", "data-testid": "join-button", disabled: true }, "Checking devices…");
+
+  const stopPreview = () => {
+    clearInterval(meterTimer);
+    meter?.stop();
+    meter = null;
+    if (!handedOver) {
+      camera?.stop();
+      microphone?.stop();
+    }
+  };
+  onLeavePage(stopPreview);
+
+  /** Open (or re-open) the chosen devices and refresh the preview. */
+  async function openChosen() {
+    clearInterval(meterTimer);
+    meter?.stop();
+    meter = null;
+    camera?.stop();
+    microphone?.stop();
+    const opened = await openDevices({ cameraId: cameraSelect.value || undefined, microphoneId: micSelect.value || undefined });
+    camera = opened.camera;
+    microphone = opened.microphone;
+    cameraMessage.textContent = describeStatus("camera", opened.cameraStatus);
+    micMessage.textContent = describeStatus("microphone", opened.microphoneStatus);
+    cameraMessage.hidden = !cameraMessage.textContent;
+    micMessage.hidden = !micMessage.textContent;
+    video.srcObject = camera ? new MediaStream([camera]) : null;
+    showPreviewState();
+    if (microphone) {
+      try {
+        const m = new LevelMeter(microphone);
+        meter = m;
+        meterTimer = window.setInterval(() => { level.value = m.level(); }, 120);
+      } catch {
+        /* no Web Audio: no meter */
+      }
+    }
+    const { cameras, microphones } = await listDevices();
+    fillSelect(cameraSelect, cameras, camera, "camera");
+    fillSelect(micSelect, microphones, microphone, "microphone");
+    if (joinButton.textContent === "Checking devices…") {
+      joinButton.disabled = false;
+      joinButton.textContent = "Join meeting";
+    }
+  }
+
+  function showPreviewState() {
+    const on = !!camera && !startCameraOff.checked;
+    video.hidden = !on;
+    noVideo.hidden = on;
+    noVideo.textContent = camera ? "Camera off" : "No camera";
+  }
+
+  /**
+   * @param {HTMLSelectElement} select
+   * @param {MediaDeviceInfo[]} devices
+   * @param {MediaStreamTrack | null} current
+   * @param {string} what
+   */
+  function fillSelect(select, devices, current, what) {
+    const currentId = current ? current.getSettings().deviceId : "";
+    select.replaceChildren(...devices.map((d, i) => h("option", { value: d.deviceId, selected: d.deviceId === currentId }, d.label || `${what} ${i + 1}`)));
+    if (!devices.length) select.append(h("option", { value: "" }, `No ${what}`));
+    select.disabled = devices.length < 2;
+  }
+
+  cameraSelect.addEventListener("change", openChosen);
+  micSelect.addEventListener("change", openChosen);
+  startCameraOff.addEventListener("change", showPreviewState);
+
+  joinButton.addEventListener("click", async () => {
+    joinError.textContent = "";
+    joinButton.disabled = true;
+    joinButton.textContent = "Joining…";
+    clearInterval(meterTimer);
+    meter?.stop();
+    meter = null;
+    if (camera) camera.enabled = !startCameraOff.checked;
+    if (microphone) microphone.enabled = !startMuted.checked;
+    try {
+      handedOver = true;
+      await enterRoom({
+        roomId, meeting, me,
+        camera, microphone,
+        microphoneOn: !!microphone && !startMuted.checked,
+        cameraOn: !!camera && !startCameraOff.checked,
+        onRefused: (code, message) => {
+          handedOver = false;
+          refused(code, message);
+        },
+      });
+    } catch (error) {
+      handedOver = false;
+      joinError.textContent = error instanceof Error ? error.message : String(error);
+      joinButton.disabled = false;
+      joinButton.textContent = "Join meeting";
+    }
+  });
+
+  /** The server refused the join. @param {string} code @param {string} message */
+  function refused(code, message) {
+    if (code === "meeting-ended") {
+      stopPreview();
+      showMeetingEnded(meeting.title);
+      return;
+    }
+    if (code === "meeting-not-found") {
+      stopPreview();
+      showOutcome("meeting-not-found", "Meeting not found", "This meeting no longer exists.");
+      return;
+    }
+    if (["missing-token", "invalid-token", "token-expired"].includes(code)) {
+      stopPreview();
+      goToSignIn(SESSION_EXPIRED);
+      return;
+    }
+    // Back on the pre-join page with the reason (e.g. full): the person may try again.
+    root().replaceChildren(page);
+    joinError.textContent = code === "meeting-full"
+      ? `This meeting is full: it allows ${meeting.settings.max_participants} people and they are all inside. Try again when someone leaves.`
+      : message;
+    joinButton.disabled = false;
+    joinButton.textContent = "Try again";
+    if (microphone) microphone.enabled = true;
+    if (camera) camera.enabled = true;
+    if (microphone) {
+      try {
+        const m = new LevelMeter(microphone);
+        meter = m;
+        meterTimer = window.setInterval(() => { level.value = m.level(); }, 120);
+      } catch { /* no meter */ }
+    }
+  }
+
+  const page = h("div", { class: "page", "data-testid": "prejoin" },
+    appHeader(me),
+    h("h1", {}, meeting.title),
+    h("p", { class: "muted" }, `Hosted by ${meeting.host.display_name}. Check your camera and microphone, then join.`),
+    h("div", { class: "prejoin" },
+      h("div", { class: "preview tile" }, video, noVideo),
+      h("div", { class: "card stack" },
+        h("div", { class: "field" }, h("label", { for: "camera-select" }, "Camera"), cameraSelect),
+        cameraMessage,
+        h("div", { class: "field" }, h("label", { for: "mic-select" }, "Microphone"), micSelect),
+        h("div", { class: "field" }, h("label", { for: "mic-level" }, "Microphone level"), level),
+        micMessage,
+        h("label", { class: "check", for: "start-muted" }, startMuted, " Start with my microphone muted"),
+        h("label", { class: "check", for: "start-camera-off" }, startCameraOff, " Start with my camera off"),
+        joinButton,
+        joinError)));
+  root().replaceChildren(page);
+  focusHeading(page);
+  openChosen();
+}

@@ -1,0 +1,603 @@
+// Tertulia signaling protocol client (docs/protocol.md, version 1).
+//
+// One WebSocket and one RTCPeerConnection per participant. The client always offers; the
+// server answers. This module knows nothing about the page: it emits events and keeps the
+// state a UI needs (participants, receive slots, media). It has no imports so it can be
+// reused and tested on its own.
+
+export const PROTOCOL_VERSION = 1;
+
+/** @typedef {"microphone" | "camera" | "screen"} Source */
+/** @typedef {{microphone: boolean, camera: boolean, screen: boolean}} MediaFlags */
+/**
+ * @typedef {object} Participant
+ * @property {string} participant_id
+ * @property {number} user_id
+ * @property {string} display_name
+ * @property {string} role
+ * @property {MediaFlags} media
+ */
+/**
+ * @typedef {object} Slot
+ * @property {string} mid
+ * @property {"audio" | "video"} kind
+ * @property {string | null} participant_id
+ * @property {Source | null} source
+ */
+/**
+ * @typedef {object} ChatMessage
+ * @property {number} id
+ * @property {{user_id: number, display_name: string} | null} author
+ * @property {string} text
+ * @property {string} kind
+ * @property {string} created_at
+ */
+/**
+ * @typedef {object} Welcome
+ * @property {string} participant_id
+ * @property {Participant} you
+ * @property {{room_id: string, title: string, host_id: number, settings: {max_participants: number, enable_chat: boolean, enable_recording: boolean, require_approval: boolean}}} meeting
+ * @property {Participant[]} participants
+ * @property {ChatMessage[]} chat
+ * @property {RTCIceServer[]} ice_servers
+ * @property {{max_message_bytes: number, chat_max_chars: number}} limits
+ */
+/** @typedef {"idle" | "connecting" | "connected" | "reconnecting" | "closed"} ConnectionState */
+/** @typedef {Record<string, any>} ServerEvent */
+
+/** Close codes after which the client must not reconnect by itself (section 6). */
+export const FINAL_CLOSE_CODES = new Set([1000, 1009, 4400, 4401, 4403, 4404, 4408, 4409, 4410, 4411, 4429]);
+
+const SOURCE_KIND = /** @type {const} */ ({ microphone: "audio", camera: "video", screen: "video" });
+
+/** An `error` event from the server, or a refused handshake. */
+export class SignalingError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   * @param {number | null} [closeCode]
+   */
+  constructor(code, message, closeCode = null) {
+    super(message);
+    this.name = "SignalingError";
+    this.code = code;
+    this.closeCode = closeCode;
+  }
+}
+
+/**
+ * The WebSocket URL of a meeting, from the page's origin.
+ * @param {string} roomId
+ * @param {Location | URL} [where]
+ */
+export function socketUrl(roomId, where = window.location) {
+  const scheme = where.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${where.host}/api/meetings/${encodeURIComponent(roomId)}/ws`;
+}
+
+/**
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A participant's session in one meeting: signaling, media negotiation, reconnection.
+ *
+ * Events (`addEventListener(type, (e) => e.detail)`):
+ * - `state` {state, code?, reason?}: connection state changes (`connecting`, `connected`,
+ *   `reconnecting`, `closed`);
+ * - `welcome` {welcome}: after every (re)join; participants and chat history are reset;
+ * - `participants` {}: someone joined, left or changed media state;
+ * - `participant-joined` / `participant-left` / `media-state` / `chat` / `meeting-ended` /
+ *   `error` {event}: the server's events as they are;
+ * - `tracks` {slots}: receive slots changed (also after an answer: transceivers may be new);
+ * - `closed` {code, reason, error?}: the session is over (left, ended, refused, replaced).
+ */
+export class MeetingSession extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {string} options.url WebSocket URL (see `socketUrl`)
+   * @param {() => string | null} options.token returns the current JWT
+   * @param {boolean} [options.reconnect] rejoin by itself after a dropped connection
+   * @param {number} [options.gatherTimeoutMs]
+   */
+  constructor({ url, token, reconnect = true, gatherTimeoutMs = 5000 }) {
+    super();
+    this.url = url;
+    this.getToken = token;
+    this.autoReconnect = reconnect;
+    this.gatherTimeoutMs = gatherTimeoutMs;
+    /** @type {ConnectionState} */
+    this.state = "idle";
+    /** @type {WebSocket | null} */
+    this.ws = null;
+    /** @type {RTCPeerConnection | null} */
+    this.pc = null;
+    /** @type {Welcome | null} */
+    this.welcome = null;
+    /** @type {Map<string, Participant>} other participants by id */
+    this.participants = new Map();
+    /** @type {Slot[]} */
+    this.slots = [];
+    /** @type {ChatMessage[]} */
+    this.chat = [];
+    /** @type {Partial<Record<Source, MediaStreamTrack>>} what we publish */
+    this.localTracks = {};
+    /** @type {MediaFlags} what we announce */
+    this.media = { microphone: false, camera: false, screen: false };
+    /** @type {Partial<Record<Source, RTCRtpTransceiver>>} */
+    this.senders = {};
+    this.pendingSlots = { audio: 0, video: 0 };
+    this.reconnects = 0;
+    this._ids = 0;
+    /** @type {Map<string, {resolve: (e: ServerEvent) => void, reject: (e: Error) => void}>} */
+    this._requests = new Map();
+    /** @type {Promise<void>} */
+    this._negotiation = Promise.resolve();
+    this._offerWanted = false;
+    this._leaving = false;
+    /** @type {string | null} why the meeting ended, once it has */
+    this._ended = null;
+    this._generation = 0;
+  }
+
+  /** @param {string} type @param {object} [detail] */
+  _emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** @param {ConnectionState} state @param {object} [extra] */
+  _setState(state, extra = {}) {
+    this.state = state;
+    this._emit("state", { state, ...extra });
+  }
+
+  get participantId() {
+    return this.welcome ? this.welcome.participant_id : null;
+  }
+
+  get isHost() {
+    return !!this.welcome && this.welcome.you.role === "host";
+  }
+
+  // --- joining -------------------------------------------------------------------------
+
+  /**
+   * Connect, authenticate, and publish the given tracks. Resolves with the welcome;
+   * rejects with a SignalingError when the server refuses (meeting full, ended, ...).
+   * @param {Partial<Record<Source, MediaStreamTrack>>} tracks
+   * @param {Partial<MediaFlags>} [media] announced state (e.g. microphone muted)
+   * @returns {Promise<Welcome>}
+   */
+  async join(tracks, media = {}) {
+    this.localTracks = { ...tracks };
+    this.media = {
+      microphone: !!tracks.microphone,
+      camera: !!tracks.camera,
+      screen: !!tracks.screen,
+      ...media,
+    };
+    this._setState("connecting");
+    try {
+      return await this._connect();
+    } catch (error) {
+      this._generation++;
+      this._setState("closed", { code: error instanceof SignalingError ? error.closeCode : null });
+      throw error;
+    }
+  }
+
+  /** @returns {Promise<Welcome>} */
+  async _connect() {
+    const generation = ++this._generation;
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    /** @type {Welcome} */
+    const welcome = await new Promise((resolve, reject) => {
+      /** @type {ServerEvent | null} */
+      let refusal = null;
+      ws.onopen = () => {
+        ws.send(JSON.stringify({ type: "hello", version: PROTOCOL_VERSION, token: this.getToken() || "" }));
+      };
+      ws.onmessage = (message) => {
+        const event = JSON.parse(String(message.data));
+        if (event.type === "welcome") {
+          ws.onmessage = (m) => this._onMessage(generation, m);
+          ws.onclose = (e) => this._onClose(generation, e.code, e.reason);
+          resolve(event);
+        } else if (event.type === "error") {
+          refusal = event;
+        }
+      };
+      ws.onclose = (e) => {
+        const code = refusal ? refusal.code : "connection-failed";
+        const text = refusal ? refusal.message : "could not reach the meeting server";
+        reject(new SignalingError(code, text, e.code));
+      };
+    });
+    this.welcome = welcome;
+    this.participants = new Map(welcome.participants.map((p) => [p.participant_id, p]));
+    this.chat = [...welcome.chat];
+    this.slots = [];
+    this._setupPeerConnection(welcome.ice_servers);
+    this._setState("connected");
+    this._emit("welcome", { welcome });
+    this.requestOffer();
+    this.sendMediaState();
+    return welcome;
+  }
+
+  /** @param {RTCIceServer[]} iceServers */
+  _setupPeerConnection(iceServers) {
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    this.senders = {};
+    this.pendingSlots = { audio: 0, video: 0 };
+    for (const [source, track] of Object.entries(this.localTracks)) {
+      if (track) this._addSender(/** @type {Source} */ (source), track);
+    }
+    pc.addEventListener("connectionstatechange", () => {
+      this._emit("media-connection", { state: pc.connectionState });
+    });
+  }
+
+  /** @param {Source} source @param {MediaStreamTrack} track */
+  _addSender(source, track) {
+    if (!this.pc) return;
+    const existing = this.senders[source];
+    if (existing) {
+      existing.sender.replaceTrack(track);
+      existing.direction = "sendonly";
+      return;
+    }
+    if (source === "screen" && "contentHint" in track) track.contentHint = "detail";
+    this.senders[source] = this.pc.addTransceiver(track, { direction: "sendonly" });
+  }
+
+  // --- incoming ------------------------------------------------------------------------
+
+  /** @param {number} generation @param {MessageEvent} message */
+  _onMessage(generation, message) {
+    if (generation !== this._generation) return;
+    /** @type {ServerEvent} */
+    let event;
+    try {
+      event = JSON.parse(String(message.data));
+    } catch {
+      return;
+    }
+    if (event.ref && this._requests.has(event.ref)) {
+      const pending = this._requests.get(event.ref);
+      this._requests.delete(event.ref);
+      if (pending) {
+        if (event.type === "error") pending.reject(new SignalingError(event.code, event.message));
+        else pending.resolve(event);
+      }
+    }
+    switch (event.type) {
+      case "tracks":
+        this.slots = event.slots;
+        this._emit("tracks", { slots: this.slots });
+        break;
+      case "renegotiate":
+        this.pendingSlots.audio += event.audio_slots;
+        this.pendingSlots.video += event.video_slots;
+        this.requestOffer();
+        break;
+      case "participant-joined":
+        this.participants.set(event.participant.participant_id, event.participant);
+        this._emit("participant-joined", { event });
+        this._emit("participants");
+        break;
+      case "participant-left":
+        this.participants.delete(event.participant_id);
+        this._emit("participant-left", { event });
+        this._emit("participants");
+        break;
+      case "media-state": {
+        const { microphone, camera, screen } = event;
+        const who = this.participants.get(event.participant_id);
+        if (who) who.media = { microphone, camera, screen };
+        this._emit("media-state", { event });
+        this._emit("participants");
+        break;
+      }
+      case "chat":
+        this.chat.push(event.message);
+        this._emit("chat", { event, message: event.message });
+        break;
+      case "meeting-ended":
+        this._ended = event.reason || "the meeting has ended";
+        this._emit("meeting-ended", { event });
+        break;
+      case "error":
+        if (!event.ref) this._emit("error", { event });
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** @param {number} generation @param {number} code @param {string} reason */
+  _onClose(generation, code, reason) {
+    if (generation !== this._generation) return;
+    this._teardownMedia();
+    for (const pending of this._requests.values()) pending.reject(new SignalingError("closed", `closed (${code})`, code));
+    this._requests.clear();
+    if (code === 4411 && !this._ended) this._ended = reason || "the host ended the meeting";
+    if (this._leaving || this._ended || FINAL_CLOSE_CODES.has(code) || !this.autoReconnect) {
+      this._finish(code, this._ended ? "meeting-ended" : reason);
+      return;
+    }
+    this._reconnectLoop(code);
+  }
+
+  /** @param {number} code @param {string} reason */
+  _finish(code, reason) {
+    this._generation++;
+    this._setState("closed", { code, reason });
+    this._emit("closed", { code, reason, ended: !!this._ended });
+  }
+
+  /** @param {number} code */
+  async _reconnectLoop(code) {
+    this._setState("reconnecting", { code });
+    const generation = this._generation;
+    for (let attempt = 0; ; attempt++) {
+      await sleep(Math.min(500 * 2 ** attempt, 8000));
+      if (this._leaving || generation !== this._generation) return;
+      try {
+        await this._connect();
+        this.reconnects++;
+        this._emit("reconnected", { attempts: attempt + 1 });
+        return;
+      } catch (error) {
+        const closeCode = error instanceof SignalingError ? error.closeCode : null;
+        if (closeCode !== null && FINAL_CLOSE_CODES.has(closeCode)) {
+          this._finish(closeCode, error instanceof SignalingError ? error.code : String(error));
+          return;
+        }
+        if (attempt >= 30) {
+          this._finish(code, "could not reconnect");
+          return;
+        }
+      }
+    }
+  }
+
+  _teardownMedia() {
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+    this.senders = {};
+    this.slots = [];
+    this._emit("tracks", { slots: this.slots });
+  }
+
+  // --- negotiation ---------------------------------------------------------------------
+
+  /** Queue an offer; several requests while one is in flight make one more offer. */
+  requestOffer() {
+    if (this._offerWanted) return this._negotiation;
+    this._offerWanted = true;
+    const pc = this.pc;
+    this._negotiation = this._negotiation
+      .then(() => {
+        this._offerWanted = false;
+        if (pc && pc === this.pc) return this._offer(pc);
+        return undefined;
+      })
+      .catch((error) => {
+        console.error("negotiation failed:", error);
+        this._offerWanted = false;
+        this._emit("error", { event: { type: "error", code: error.code || "negotiation-failed", message: String(error.message || error) } });
+      });
+    return this._negotiation;
+  }
+
+  /** @param {RTCPeerConnection} pc */
+  async _offer(pc) {
+    if (pc.remoteDescription) await waitConnected(pc, 10000);
+    for (const kind of /** @type {const} */ (["audio", "video"])) {
+      for (; this.pendingSlots[kind] > 0; this.pendingSlots[kind]--) {
+        pc.addTransceiver(kind, { direction: "recvonly" });
+      }
+    }
+    // Nothing to publish and no receive slots yet: an empty offer has nothing to negotiate.
+    if (!pc.getTransceivers().length) return;
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    await waitGathered(pc, this.gatherTimeoutMs);
+    if (pc !== this.pc || !pc.localDescription) return;
+    /** @type {Record<string, Source>} */
+    const tracks = {};
+    for (const [source, transceiver] of Object.entries(this.senders)) {
+      if (transceiver && transceiver.mid !== null && this.localTracks[/** @type {Source} */ (source)]) {
+        tracks[transceiver.mid] = /** @type {Source} */ (source);
+      }
+    }
+    const answer = await this.request({ type: "offer", sdp: pc.localDescription.sdp, tracks });
+    if (pc !== this.pc) return;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    this._emit("tracks", { slots: this.slots });
+  }
+
+  /**
+   * The receive transceiver of a slot's mid.
+   * @param {string} mid
+   */
+  transceiverFor(mid) {
+    if (!this.pc) return null;
+    return this.pc.getTransceivers().find((t) => t.mid === mid) || null;
+  }
+
+  /**
+   * Active slots of a participant: {source: {slot, track}}.
+   * @param {string} participantId
+   * @returns {Partial<Record<Source, {slot: Slot, track: MediaStreamTrack}>>}
+   */
+  tracksOf(participantId) {
+    /** @type {Partial<Record<Source, {slot: Slot, track: MediaStreamTrack}>>} */
+    const found = {};
+    for (const slot of this.slots) {
+      if (slot.participant_id !== participantId || !slot.source) continue;
+      const transceiver = this.transceiverFor(slot.mid);
+      if (transceiver) found[slot.source] = { slot, track: transceiver.receiver.track };
+    }
+    return found;
+  }
+
+  // --- publishing ----------------------------------------------------------------------
+
+  /**
+   * Publish (or replace) a source's track and renegotiate when the m-line set changes.
+   * @param {Source} source
+   * @param {MediaStreamTrack} track
+   */
+  async publish(source, track) {
+    const had = !!this.localTracks[source] && !!this.senders[source] && this.senders[source]?.direction === "sendonly";
+    this.localTracks[source] = track;
+    if (!this.pc) return;
+    if (had) {
+      await this.senders[source]?.sender.replaceTrack(track);
+      return;
+    }
+    if (SOURCE_KIND[source] !== track.kind) throw new Error(`${source} needs an ${SOURCE_KIND[source]} track`);
+    this._addSender(source, track);
+    await this.requestOffer();
+  }
+
+  /**
+   * Stop publishing a source: its m-line goes inactive and leaves `tracks` in the next offer.
+   * @param {Source} source
+   */
+  async unpublish(source) {
+    const track = this.localTracks[source];
+    delete this.localTracks[source];
+    if (track) track.stop();
+    const transceiver = this.senders[source];
+    if (!transceiver || !this.pc) return;
+    await transceiver.sender.replaceTrack(null);
+    transceiver.direction = "inactive";
+    await this.requestOffer();
+  }
+
+  /**
+   * Announce microphone / camera / screen (all three every time).
+   * @param {Partial<MediaFlags>} [changes]
+   */
+  sendMediaState(changes = {}) {
+    this.media = { ...this.media, ...changes };
+    if (this.state === "connected") this.send({ type: "media-state", ...this.media });
+  }
+
+  // --- messages ------------------------------------------------------------------------
+
+  /** @param {Record<string, unknown>} message */
+  send(message) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  /**
+   * Send with an `id` and resolve with the reply that carries it as `ref`.
+   * @param {Record<string, unknown>} message
+   * @param {number} [timeoutMs]
+   * @returns {Promise<ServerEvent>}
+   */
+  request(message, timeoutMs = 20000) {
+    const id = `w${++this._ids}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._requests.delete(id);
+        reject(new SignalingError("timeout", `no reply to ${String(message.type)}`));
+      }, timeoutMs);
+      this._requests.set(id, {
+        resolve: (e) => { clearTimeout(timer); resolve(e); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+      if (!this.send({ ...message, id })) {
+        this._requests.delete(id);
+        clearTimeout(timer);
+        reject(new SignalingError("not-connected", "not connected"));
+      }
+    });
+  }
+
+  /** @param {string} text */
+  sendChat(text) {
+    return this.request({ type: "chat", text });
+  }
+
+  endMeeting() {
+    return this.send({ type: "end-meeting" });
+  }
+
+  /** Leave the meeting: tell the server, stop local media, close everything. */
+  leave() {
+    this._leaving = true;
+    this.send({ type: "leave" });
+    for (const track of Object.values(this.localTracks)) track?.stop();
+    this._teardownMedia();
+    const ws = this.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      // The server closes with 1000 after `leave`; close ourselves if it does not.
+      setTimeout(() => ws.close(1000), 2000);
+    }
+    if (this.state !== "closed") this._finish(1000, "left");
+  }
+
+  /** For tests: drop the socket as a network failure would (the session reconnects). */
+  dropConnection() {
+    if (this.ws) this.ws.close(4000, "dropped for a test");
+  }
+}
+
+/**
+ * @param {RTCPeerConnection} pc
+ * @param {number} timeoutMs
+ * @returns {Promise<void>}
+ */
+export function waitGathered(pc, timeoutMs) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== "complete") return;
+      pc.removeEventListener("icegatheringstatechange", done);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      pc.removeEventListener("icegatheringstatechange", done);
+      resolve();
+    }, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", done);
+  });
+}
+
+/**
+ * aiortc cannot take a new offer while the previous answer's transports still start.
+ * @param {RTCPeerConnection} pc
+ * @param {number} timeoutMs
+ * @returns {Promise<void>}
+ */
+export function waitConnected(pc, timeoutMs) {
+  const settled = () => ["connected", "failed", "closed"].includes(pc.connectionState);
+  if (settled()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (!settled()) return;
+      pc.removeEventListener("connectionstatechange", done);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      pc.removeEventListener("connectionstatechange", done);
+      resolve();
+    }, timeoutMs);
+    pc.addEventListener("connectionstatechange", done);
+  });
+}

@@ -1,0 +1,93 @@
+// Small DOM helpers shared by the pages.
+
+/**
+ * Create an element. Attributes starting with "on" become listeners; `dataset`-style keys
+ * (data-*) and aria-* are set as attributes; children may be strings or nodes.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, any>} [attrs]
+ * @param {...(Node | string | null | undefined | false)} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(key.slice(2).toLowerCase(), value);
+    } else if (key === "class") {
+      el.className = String(value);
+    } else if (key in el && !key.includes("-")) {
+      /** @type {any} */ (el)[key] = value;
+    } else {
+      el.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child);
+  }
+  return el;
+}
+
+/** @param {Element} el @param {...(Node | string)} children */
+export function replace(el, ...children) {
+  el.replaceChildren(...children);
+}
+
+/** The page's root element. */
+export function root() {
+  return /** @type {HTMLElement} */ (document.getElementById("app"));
+}
+
+/** Set the document title and move focus to the page heading, for screen readers. @param {string} title */
+export function pageTitle(title) {
+  document.title = title ? `${title} · Tertulia` : "Tertulia";
+}
+
+/** Focus the first heading inside an element (after navigation). @param {HTMLElement} el */
+export function focusHeading(el) {
+  const heading = el.querySelector("h1");
+  if (heading instanceof HTMLElement) {
+    heading.tabIndex = -1;
+    heading.focus({ preventScroll: true });
+  }
+}
+
+/** @param {string} name */
+export function initials(name) {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  return ((parts[0]?.[0] || "?") + (parts.length > 1 ? parts[parts.length - 1][0] : "")).toUpperCase();
+}
+
+/** @param {string | null} iso */
+export function formatTime(iso) {
+  if (!iso) return "Not scheduled";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/**
+ * A modal confirmation built on <dialog>. Resolves true when confirmed.
+ * @param {string} message
+ * @param {string} confirmLabel
+ * @returns {Promise<boolean>}
+ */
+export function confirmDialog(message, confirmLabel) {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { class: "confirm", "data-testid": "confirm-dialog", "aria-label": message });
+    const done = (/** @type {boolean} */ value) => {
+      dialog.close();
+      dialog.remove();
+      resolve(value);
+    };
+    dialog.append(
+      h("p", {}, message),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "danger", "data-testid": "confirm-yes", onclick: () => done(true) }, confirmLabel),
+        h("button", { type: "button", "data-testid": "confirm-no", onclick: () => done(false) }, "Cancel")),
+    );
+    dialog.addEventListener("cancel", () => done(false));
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
