@@ -5,6 +5,7 @@ import { getToken } from "../api.js";
 import { goToSignIn, navigate, onLeavePage, SESSION_EXPIRED } from "../app.js";
 import { describeStatus, LevelMeter, openDevices } from "../media.js";
 import { MeetingSession, SignalingError, socketUrl } from "../protocol.js";
+import { icon } from "../icons.js";
 import { confirmDialog, h, initials, pageTitle, root } from "../ui.js";
 import { showMeetingEnded, showOutcome } from "./meeting.js";
 
@@ -97,12 +98,12 @@ function buildRoom(session, options) {
     h("button", { type: "submit", "data-testid": "chat-send" }, "Send"));
   const chatPanel = h("aside", { class: "panel", id: "chat-panel", "data-testid": "chat-panel", "aria-labelledby": "chat-heading", hidden: true },
     h("div", { class: "panel-head" }, h("h2", { id: "chat-heading" }, "Chat"),
-      h("button", { type: "button", class: "icon", "aria-label": "Close chat", onclick: () => togglePanel("chat", false) }, "✕")),
+      h("button", { type: "button", class: "icon", "aria-label": "Close chat", onclick: () => togglePanel("chat", false) }, icon("close"))),
     chatList, chatError, meeting.settings.enable_chat ? chatForm : h("p", { class: "muted" }, "Chat is off in this meeting."));
   const peopleList = h("ul", { class: "people", "data-testid": "participants-list" });
   const peoplePanel = h("aside", { class: "panel", id: "people-panel", "data-testid": "participants-panel", "aria-labelledby": "people-heading", hidden: true },
     h("div", { class: "panel-head" }, h("h2", { id: "people-heading" }, "People"),
-      h("button", { type: "button", class: "icon", "aria-label": "Close the participants panel", onclick: () => togglePanel("people", false) }, "✕")),
+      h("button", { type: "button", class: "icon", "aria-label": "Close the participants panel", onclick: () => togglePanel("people", false) }, icon("close"))),
     peopleList);
 
   const micButton = h("button", { type: "button", class: "control", "data-testid": "toggle-mic", "aria-pressed": "false" });
@@ -110,13 +111,13 @@ function buildRoom(session, options) {
   const screenButton = h("button", { type: "button", class: "control", "data-testid": "toggle-screen", "aria-pressed": "false" });
   const unreadBadge = h("span", { class: "badge-count", "data-testid": "chat-unread", hidden: true });
   const chatButton = h("button", { type: "button", class: "control", "data-testid": "toggle-chat", "aria-expanded": "false", "aria-controls": "chat-panel" },
-    h("span", { "aria-hidden": "true" }, "💬"), h("span", { class: "label" }, "Chat"), unreadBadge);
+    icon("chat"), h("span", { class: "label" }, "Chat"), unreadBadge);
   const peopleButton = h("button", { type: "button", class: "control", "data-testid": "toggle-participants", "aria-expanded": "false", "aria-controls": "people-panel" },
-    h("span", { "aria-hidden": "true" }, "👥"), h("span", { class: "label" }, "People"));
+    icon("people"), h("span", { class: "label" }, "People"));
   const leaveButton = h("button", { type: "button", class: "control danger", "data-testid": "leave" },
-    h("span", { "aria-hidden": "true" }, "⎋"), h("span", { class: "label" }, "Leave"));
+    icon("leave"), h("span", { class: "label" }, "Leave"));
   const endButton = h("button", { type: "button", class: "control danger", "data-testid": "end-meeting", hidden: true },
-    h("span", { "aria-hidden": "true" }, "⏹"), h("span", { class: "label" }, "End for everyone"));
+    icon("end"), h("span", { class: "label" }, "End for everyone"));
   const mediaMessage = h("p", { class: "warning", role: "alert", "data-testid": "media-message", hidden: true });
 
   const el = h("section", { class: "room", "data-testid": "room", "aria-label": `Meeting: ${meeting.title}` },
@@ -142,7 +143,7 @@ function buildRoom(session, options) {
     if (tile) return tile;
     const video = h("video", { autoplay: true, playsInline: true, muted: true, "data-testid": "tile-video" });
     const name = h("span", { class: "name", "data-testid": "tile-name" });
-    const muted = h("span", { class: "mic-off", "data-testid": "tile-muted", role: "img", "aria-label": "Microphone off", title: "Microphone off", hidden: true }, "🔇");
+    const muted = h("span", { class: "mic-off", "data-testid": "tile-muted", role: "img", "aria-label": "Microphone off", title: "Microphone off", hidden: true }, icon("micOff"));
     const avatar = h("div", { class: "avatar", "aria-hidden": "true" });
     const tileEl = h("figure", { class: "tile", "data-testid": "tile", "data-source": source },
       video, avatar, h("figcaption", {}, muted, name));
@@ -276,22 +277,22 @@ function buildRoom(session, options) {
     const micOn = hasMic && session.media.microphone;
     const camOn = hasCam && session.media.camera;
     const sharing = !!session.localTracks.screen;
-    setControl(micButton, micOn, micOn ? "🎙" : "🔇", micOn ? "Mute" : "Unmute", micOn ? "Mute microphone" : "Unmute microphone");
-    setControl(camButton, camOn, camOn ? "📷" : "🚫", camOn ? "Stop video" : "Start video", camOn ? "Turn camera off" : "Turn camera on");
-    setControl(screenButton, sharing, "🖥", sharing ? "Stop sharing" : "Share screen", sharing ? "Stop sharing your screen" : "Share your screen");
+    setControl(micButton, micOn, micOn ? "mic" : "micOff", micOn ? "Mute" : "Unmute", micOn ? "Mute microphone" : "Unmute microphone");
+    setControl(camButton, camOn, camOn ? "camera" : "cameraOff", camOn ? "Stop video" : "Start video", camOn ? "Turn camera off" : "Turn camera on");
+    setControl(screenButton, sharing, "screen", sharing ? "Stop sharing" : "Share screen", sharing ? "Stop sharing your screen" : "Share your screen");
     screenButton.hidden = !(navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices);
     endButton.hidden = !session.isHost;
   }
 
   /**
-   * @param {HTMLButtonElement} button @param {boolean} on @param {string} icon
+   * @param {HTMLButtonElement} button @param {boolean} on @param {import("../icons.js").IconName} iconName
    * @param {string} label @param {string} accessible
    */
-  function setControl(button, on, icon, label, accessible) {
+  function setControl(button, on, iconName, label, accessible) {
     button.setAttribute("aria-pressed", String(on));
     button.setAttribute("aria-label", accessible);
     button.classList.toggle("off", !on && button !== screenButton);
-    button.replaceChildren(h("span", { "aria-hidden": "true" }, icon), h("span", { class: "label" }, label));
+    button.replaceChildren(icon(iconName), h("span", { class: "label" }, label));
   }
 
   function renderPeople() {
@@ -304,9 +305,9 @@ function buildRoom(session, options) {
     peopleList.replaceChildren(...people.map((p) => h("li", { "data-testid": "participant-item", "data-participant-id": p.pid },
       h("span", { class: "person-name" }, p.name, p.role === "host" ? h("span", { class: "tag" }, "host") : null),
       h("span", { class: "states" },
-        h("span", { "data-testid": "state-mic", "data-on": String(p.media.microphone), title: p.media.microphone ? "Microphone on" : "Microphone off", role: "img", "aria-label": p.media.microphone ? "Microphone on" : "Microphone off" }, p.media.microphone ? "🎙" : "🔇"),
-        h("span", { "data-testid": "state-camera", "data-on": String(p.media.camera), title: p.media.camera ? "Camera on" : "Camera off", role: "img", "aria-label": p.media.camera ? "Camera on" : "Camera off" }, p.media.camera ? "📷" : "🚫"),
-        p.media.screen ? h("span", { "data-testid": "state-screen", title: "Sharing the screen", role: "img", "aria-label": "Sharing the screen" }, "🖥") : null))));
+        h("span", { "data-testid": "state-mic", "data-on": String(p.media.microphone), title: p.media.microphone ? "Microphone on" : "Microphone off", role: "img", "aria-label": p.media.microphone ? "Microphone on" : "Microphone off" }, icon(p.media.microphone ? "mic" : "micOff")),
+        h("span", { "data-testid": "state-camera", "data-on": String(p.media.camera), title: p.media.camera ? "Camera on" : "Camera off", role: "img", "aria-label": p.media.camera ? "Camera on" : "Camera off" }, icon(p.media.camera ? "camera" : "cameraOff")),
+        p.media.screen ? h("span", { "data-testid": "state-screen", title: "Sharing the screen", role: "img", "aria-label": "Sharing the screen" }, icon("screen")) : null))));
   }
 
   /** @param {ChatMessage} message @param {boolean} mine */

@@ -1,0 +1,191 @@
+"""One page at a time: sign-in and sign-out, an expired session, the dashboard's meeting
+management, and every way a join link can refuse (full, ended, not found, signed out,
+camera and microphone refused)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Server
+from tests.browser.pages import PHONE, join, open_person, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+def test_sign_in_out_and_expired_session(browser: Any, contexts: list[Any], server: Server) -> None:
+    page = open_person(browser, contexts, server)
+    page.goto("/")
+    page.get_by_label("E-mail").fill(server.emails["ana"])
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("signin-error")).to_contain_text("not right")
+
+    sign_in(page, server, "ana")
+    expect(page.get_by_test_id("signed-in-as")).to_have_text("Ana Alves")
+    page.get_by_test_id("signout").click()
+    expect(page.get_by_test_id("signin-page")).to_be_visible()
+    expect(page.get_by_test_id("signin-message")).to_contain_text("signed out")
+
+    # A token the server no longer accepts (401) returns to sign-in with a message.
+    page.evaluate("() => localStorage.setItem('tertulia.token', 'expired.or.forged')")
+    page.goto("/")
+    expect(page.get_by_test_id("signin-page")).to_be_visible()
+    expect(page.get_by_test_id("signin-message")).to_contain_text("session has expired")
+
+
+def test_dashboard_create_edit_copy_delete(
+    browser: Any, contexts: list[Any], server: Server
+) -> None:
+    context_page = open_person(browser, contexts, server, viewport=PHONE)
+    context_page.context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=server.base_url
+    )
+    page = context_page
+    sign_in(page, server, "bo")
+    expect(page.get_by_test_id("dashboard")).to_be_visible()
+    page.get_by_label("Title").fill("Planning")
+    page.get_by_label("Start time").fill("2032-01-02T09:00")
+    page.get_by_label("Require approval to join").check()
+    page.get_by_label("Allow chat").uncheck()
+    page.get_by_test_id("meeting-submit").click()
+    item = page.get_by_test_id("upcoming-list").get_by_test_id("meeting-item").filter(
+        has_text="Planning"
+    )
+    expect(item).to_be_visible()
+    room_id = item.get_attribute("data-room-id")
+
+    status, meeting = server.request("GET", f"/api/meetings/{room_id}", server.token("bo"))
+    assert status == 200
+    assert meeting["settings"]["require_approval"] is True
+    assert meeting["settings"]["enable_chat"] is False
+    assert meeting["scheduled_start"] is not None
+
+    item.get_by_test_id("copy-link").click()
+    expect(page.get_by_test_id("dashboard-status")).to_contain_text(f"/m/{room_id}")
+    assert page.evaluate("() => navigator.clipboard.readText()").endswith(f"/m/{room_id}")
+
+    item.get_by_test_id("edit-meeting").click()
+    expect(page.get_by_label("Title")).to_have_value("Planning")
+    page.get_by_label("Title").fill("Planning (moved)")
+    page.get_by_label("Duration (minutes)").fill("90")
+    page.get_by_test_id("meeting-submit").click()
+    edited = page.get_by_test_id("meeting-item").filter(has_text="Planning (moved)")
+    expect(edited).to_contain_text("90 min")
+
+    edited.get_by_test_id("delete-meeting").click()
+    page.get_by_test_id("confirm-yes").click()
+    expect(page.get_by_test_id("meeting-item").filter(has_text="Planning")).to_have_count(0)
+    assert server.request("GET", f"/api/meetings/{room_id}", server.token("bo"))[0] == 404
+
+    # Someone else's meeting can be joined from the dashboard but not edited or deleted.
+    other = server.create_meeting("ana", title="Ana's meeting")
+    server.request("POST", f"/api/meetings/{other['room_id']}/join", server.token("bo"))
+    page.reload()
+    theirs = page.get_by_test_id("meeting-item").filter(has_text="Ana's meeting")
+    expect(theirs.get_by_test_id("join-link")).to_be_visible()
+    expect(theirs.get_by_test_id("edit-meeting")).to_have_count(0)
+    expect(theirs.get_by_test_id("delete-meeting")).to_have_count(0)
+
+
+def test_join_link_signed_out_comes_back_after_sign_in(
+    browser: Any, contexts: list[Any], server: Server
+) -> None:
+    meeting = server.create_meeting("ana", title="Come back here")
+    page = open_person(browser, contexts, server)
+    page.goto(f"/m/{meeting['room_id']}")
+    expect(page.get_by_test_id("signin-page")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/\?next=%2Fm%2F"))
+    expect(page.get_by_test_id("signin-message")).to_contain_text("Sign in to join")
+    page.get_by_label("E-mail").fill(server.emails["cy"])
+    page.get_by_label("Password").fill("browser-test-password")
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("prejoin")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/m/{meeting['room_id']}$"))
+    expect(page.get_by_role("heading", name="Come back here")).to_be_visible()
+
+
+def test_meeting_full(browser: Any, contexts: list[Any], server: Server) -> None:
+    meeting = server.create_meeting("ana", title="Tiny", settings={"max_participants": 2})
+    room_id = meeting["room_id"]
+    for who in ("ana", "bo"):  # two open visits fill it
+        assert server.request("POST", f"/api/meetings/{room_id}/join", server.token(who))[0] == 200
+    page = open_person(browser, contexts, server)
+    sign_in(page, server, "cy", path=f"/m/{room_id}")
+    expect(page.get_by_test_id("prejoin")).to_be_visible()
+    expect(page.get_by_test_id("preview-video")).to_be_visible()
+    page.get_by_test_id("join-button").click()
+    expect(page.get_by_test_id("join-error")).to_contain_text("This meeting is full")
+    expect(page.get_by_test_id("join-error")).to_contain_text("2 people")
+    # Still on the pre-join page with a live preview, and allowed to try again.
+    expect(page.get_by_test_id("join-button")).to_have_text("Try again")
+    assert page.evaluate(
+        "() => document.querySelector('[data-testid=preview-video]').srcObject"
+        ".getVideoTracks()[0].readyState"
+    ) == "live"
+
+
+def test_meeting_ended_and_not_found(browser: Any, contexts: list[Any], server: Server) -> None:
+    meeting = server.create_meeting("ana", title="Already over")
+    token = server.token("ana")
+    assert server.request("POST", f"/api/meetings/{meeting['room_id']}/end", token)[0] == 200
+    page = open_person(browser, contexts, server)
+    sign_in(page, server, "bo", path=f"/m/{meeting['room_id']}")
+    expect(page.get_by_test_id("meeting-ended")).to_be_visible()
+    expect(page.get_by_test_id("outcome-message")).to_contain_text("Already over")
+
+    page.goto("/m/NoSuchRoom123")
+    expect(page.get_by_test_id("meeting-not-found")).to_be_visible()
+    page.get_by_test_id("back-to-dashboard").click()
+    expect(page.get_by_test_id("dashboard")).to_be_visible()
+
+
+REFUSE_DEVICES = """
+navigator.mediaDevices.getUserMedia = () =>
+  Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+"""
+
+
+def test_camera_and_microphone_refused_can_still_join(
+    browser: Any, contexts: list[Any], server: Server
+) -> None:
+    meeting = server.create_meeting("ana", title="No devices")
+    page = open_person(browser, contexts, server, init_script=REFUSE_DEVICES)
+    sign_in(page, server, "cy", path=f"/m/{meeting['room_id']}")
+    expect(page.get_by_test_id("camera-message")).to_contain_text("camera was refused")
+    expect(page.get_by_test_id("mic-message")).to_contain_text("microphone was refused")
+    expect(page.get_by_test_id("preview-off")).to_have_text("No camera")
+    page.get_by_test_id("join-button").click()
+    expect(page.get_by_test_id("room")).to_be_visible()
+    mine = page.locator('[data-testid="tile"][data-self="true"]')
+    expect(mine).to_have_attribute("data-mic", "off")
+    expect(mine.locator(".avatar")).to_have_text("CC")
+    expect(page.get_by_role("button", name="Unmute microphone")).to_be_visible()
+    # Joined without media: nothing published, the socket is up.
+    assert page.evaluate("() => window.__tertulia.session.state") == "connected"
+
+
+def test_start_muted_with_camera_off(browser: Any, contexts: list[Any], server: Server) -> None:
+    meeting = server.create_meeting("ana", title="Quiet start")
+    page = open_person(browser, contexts, server)
+    sign_in(page, server, "bo", path=f"/m/{meeting['room_id']}")
+    expect(page.get_by_test_id("mic-level")).to_be_visible()
+    # The level meter moves with the (beeping) fake microphone.
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=mic-level]').value > 0.01", timeout=15_000
+    )
+    expect(page.get_by_test_id("camera-select")).to_have_count(1)
+    page.get_by_label("Start with my microphone muted").check()
+    page.get_by_label("Start with my camera off").check()
+    expect(page.get_by_test_id("preview-off")).to_be_visible()
+    join(page)
+    expect(page.get_by_role("button", name="Unmute microphone")).to_be_visible()
+    expect(page.get_by_role("button", name="Turn camera on")).to_be_visible()
+    path = f"/api/meetings/{meeting['room_id']}"
+    status, listed = server.request("GET", path, server.token("bo"))
+    assert status == 200 and listed["status"] == "active"
+    page.get_by_role("button", name="Turn camera on").click()
+    expect(page.locator('[data-testid="tile"][data-self="true"] video')).to_be_visible()
