@@ -7,9 +7,11 @@ from .api import (
     MediaEvents,
     MediaSettings,
     NegotiationError,
+    RecordingError,
     SlotAssignment,
     Source,
 )
+from .recording import RecordedTrack, RecordingEvents, RecordingSummary, TrackSummary
 from .server import MediaServer
 
 __all__ = [
@@ -19,7 +21,12 @@ __all__ = [
     "MediaServer",
     "MediaSettings",
     "NegotiationError",
+    "RecordedTrack",
+    "RecordingError",
+    "RecordingEvents",
+    "RecordingSummary",
     "SlotAssignment",
     "Source",
+    "TrackSummary",
     "check_media_stack",
 ]

@@ -66,3 +66,7 @@ class NegotiationError(Exception):
 
 class AiortcCompatibilityError(RuntimeError):
     """The installed aiortc lacks a private attribute the SFU relies on."""
+
+
+class RecordingError(Exception):
+    """Recording cannot start (already recording, unsupported codec)."""

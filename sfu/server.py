@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from . import aiortc_hooks
-from .api import MediaEvents, MediaSettings, NegotiationError, Source
+from .api import MediaEvents, MediaSettings, NegotiationError, RecordingError, Source
 from .forwarding import Counters, Publication
 from .participant import Participant
+from .recording import RecordingEvents, RecordingSummary, RoomRecording
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ class MediaServer:
         self.settings = settings
         self.counters = Counters()
         self._rooms: dict[str, dict[str, Participant]] = {}
+        self._recordings: dict[str, RoomRecording] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -81,8 +84,38 @@ class MediaServer:
         for participant_id in list(self._rooms.get(room_id, {})):
             await self.leave(room_id, participant_id)
 
+    # ------------------------------------------------------------ recording
+    def start_recording(self, room_id: str, directory: Path, events: RecordingEvents) -> None:
+        """Record every track published in the room, now and until stop_recording()."""
+        if self.settings.video_codec != "VP8":
+            raise RecordingError("recording is supported for VP8 deployments only")
+        if room_id in self._recordings:
+            raise RecordingError("this room is already being recorded")
+        recording = RoomRecording(directory, events)
+        self._recordings[room_id] = recording
+        recording.sync(self._publications(room_id))
+
+    def is_recording(self, room_id: str) -> bool:
+        return room_id in self._recordings
+
+    async def stop_recording(self, room_id: str) -> RecordingSummary | None:
+        recording = self._recordings.pop(room_id, None)
+        if recording is None:
+            return None
+        return await recording.stop()
+
+    def _publications(self, room_id: str) -> list[Publication]:
+        return [
+            pub
+            for participant in self._rooms.get(room_id, {}).values()
+            if not participant.closed
+            for pub in participant.publications.values()
+        ]
+
     async def close(self) -> None:
         self._closed = True
+        for room_id in list(self._recordings):
+            await self.stop_recording(room_id)
         for room_id in list(self._rooms):
             await self.close_room(room_id)
         for task in list(self._background):
@@ -124,8 +157,12 @@ class MediaServer:
         task.add_done_callback(self._background.discard)
 
     def _reconcile(self, room_id: str) -> None:
-        """Attach every publication of a room to an idle slot of every other participant."""
+        """Attach every publication of a room to an idle slot of every other participant
+        (and to the room's recorder, if it is being recorded)."""
         room = self._rooms.get(room_id, {})
+        recording = self._recordings.get(room_id)
+        if recording is not None:
+            recording.sync(self._publications(room_id))
         live = [p for p in room.values() if not p.closed]
         for subscriber in live:
             wanted: list[Publication] = [
