@@ -154,3 +154,32 @@ def test_two_people_meet(
     expect(ana.get_by_test_id("meeting-ended")).to_be_visible()
     # The pages released their peer connections.
     assert bo.evaluate("() => window.__tertulia.closed") is True
+
+
+def test_dropped_connection_reconnects_and_rejoins(
+    browser: Any, contexts: list[Any], server: Server
+) -> None:
+    meeting = server.create_meeting("ana", title="Flaky network")
+    ana = open_person(browser, contexts, server)
+    bo = open_person(browser, contexts, server)
+    sign_in(ana, server, "ana", path=f"/m/{meeting['room_id']}")
+    join(ana)
+    sign_in(bo, server, "bo", path=f"/m/{meeting['room_id']}")
+    join(bo)
+    expect(remote_tile(ana, "Bo Berg")).to_be_visible()
+    first_id = participant_id(bo)
+
+    # The socket drops as on a network failure (not a close code that forbids reconnecting).
+    bo.evaluate("() => window.__tertulia.session.dropConnection()")
+    expect(bo.get_by_test_id("room-status")).to_contain_text("Reconnect")
+    expect(bo.get_by_test_id("room-status")).to_contain_text("Reconnected")
+    expect(bo.get_by_test_id("connection-state")).to_have_attribute("data-state", "connected")
+    second_id = participant_id(bo)
+    assert second_id != first_id
+    assert bo.evaluate("() => window.__tertulia.session.reconnects") == 1
+
+    # Media flows again both ways on the new peer connection.
+    expect(remote_tile(ana, "Bo Berg")).to_have_count(1)
+    assert_receiving_video(ana, second_id)
+    assert_receiving_video(bo, participant_id(ana))
+    assert_tile_playing(remote_tile(bo, "Ana Alves"))

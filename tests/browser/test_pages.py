@@ -189,3 +189,21 @@ def test_start_muted_with_camera_off(browser: Any, contexts: list[Any], server: 
     assert status == 200 and listed["status"] == "active"
     page.get_by_role("button", name="Turn camera on").click()
     expect(page.locator('[data-testid="tile"][data-self="true"] video')).to_be_visible()
+
+
+def test_socket_refuses_expired_token_back_to_sign_in(
+    browser: Any, contexts: list[Any], server: Server
+) -> None:
+    meeting = server.create_meeting("ana", title="Token check")
+    page = open_person(browser, contexts, server)
+    sign_in(page, server, "bo", path=f"/m/{meeting['room_id']}")
+    expect(page.get_by_test_id("join-button")).to_be_enabled()
+    # The token expires while the person looks at the pre-join page: the socket closes 4401.
+    page.evaluate("() => localStorage.setItem('tertulia.token', 'no.longer.valid')")
+    page.get_by_test_id("join-button").click()
+    expect(page.get_by_test_id("signin-page")).to_be_visible()
+    expect(page.get_by_test_id("signin-message")).to_contain_text("session has expired")
+    page.get_by_label("E-mail").fill(server.emails["bo"])
+    page.get_by_label("Password").fill("browser-test-password")
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("prejoin")).to_be_visible()

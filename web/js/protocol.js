@@ -552,7 +552,12 @@ export class MeetingSession extends EventTarget {
 
   /** For tests: drop the socket as a network failure would (the session reconnects). */
   dropConnection() {
-    if (this.ws) this.ws.close(4000, "dropped for a test");
+    const ws = this.ws;
+    if (!ws || this.state !== "connected") return;
+    ws.onclose = null;
+    ws.onmessage = null;
+    ws.close(4000, "dropped for a test");
+    this._onClose(this._generation, 1006, "connection dropped");
   }
 }
 
