@@ -252,8 +252,10 @@ class RoomRecording:
         for recorder in self.tracks.values():
             recorder.finish()
         await asyncio.to_thread(self.writer.finish)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # a write-error callback may be what is stopping us: never wait for ourselves
+        others = [t for t in self._tasks if t is not asyncio.current_task()]
+        if others:
+            await asyncio.gather(*others, return_exceptions=True)
         summaries = [s for r in self.tracks.values() if (s := r.summary()) is not None]
         duration = round(time.monotonic() - self.started_monotonic, 3)
         return RecordingSummary(duration, summaries, self.writer.error)

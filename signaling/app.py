@@ -9,12 +9,14 @@ from pathlib import Path
 from aiohttp import web
 
 from sfu import MediaServer
+from signaling.compose_jobs import ComposeQueue
 from signaling.config import Settings, ensure_data_dir, jwt_secret
 from signaling.errors import error_middleware
 from signaling.handlers import ROUTES
-from signaling.keys import DATABASE, LIVE, SETTINGS, TOKENS
+from signaling.keys import DATABASE, JOBS, LIVE, RECORDINGS, SETTINGS, TOKENS
 from signaling.live import LiveMeetings
 from signaling.media_config import media_settings
+from signaling.recording_control import RecordingControl
 from signaling.tokens import TokenService
 from storage.database import Database
 
@@ -50,11 +52,16 @@ def _database_context(given: Database | None):  # type: ignore[no-untyped-def]
 
 
 async def _media_context(app: web.Application) -> AsyncIterator[None]:
-    """The SFU lives as long as the app; closing it closes every peer connection."""
+    """The SFU and the recording jobs live as long as the app; on the way out, recordings
+    are stopped and stored, then every peer connection is closed."""
     live = LiveMeetings(MediaServer(media_settings(app[SETTINGS])))
-    app[LIVE] = live
+    jobs = ComposeQueue(app[SETTINGS], app[DATABASE])
+    live.recordings = RecordingControl(app[DATABASE], live, jobs)
+    app[LIVE], app[JOBS], app[RECORDINGS] = live, jobs, live.recordings
+    await jobs.start()
     yield
     await live.close()
+    await jobs.close()
 
 
 def _add_web_client(app: web.Application) -> None:

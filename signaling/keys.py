@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from signaling.compose_jobs import ComposeQueue
 from signaling.config import Settings
 from signaling.live import LiveMeetings
+from signaling.recording_control import RecordingControl
 from signaling.tokens import TokenService
 from storage.database import Database
 
@@ -14,3 +16,5 @@ DATABASE = web.AppKey("database", Database)
 TOKENS = web.AppKey("tokens", TokenService)
 
 LIVE = web.AppKey("live", LiveMeetings)
+JOBS = web.AppKey("compose_jobs", ComposeQueue)
+RECORDINGS = web.AppKey("recordings", RecordingControl)

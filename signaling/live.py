@@ -11,12 +11,15 @@ import contextlib
 import logging
 import secrets
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from sfu import MediaServer, SlotAssignment
 from signaling.protocol import CloseCode
+
+if TYPE_CHECKING:
+    from signaling.recording_control import RecordingControl
 
 log = logging.getLogger(__name__)
 SEND_QUEUE_LIMIT = 512
@@ -142,6 +145,7 @@ class LiveMeetings:
     def __init__(self, media: MediaServer) -> None:
         self.media = media
         self.rooms: dict[str, LiveRoom] = {}
+        self.recordings: RecordingControl | None = None  # set by the app once both exist
 
     def room(self, room_id: str, meeting_id: int, host_id: int, enable_chat: bool) -> LiveRoom:
         room = self.rooms.get(room_id)
@@ -150,21 +154,30 @@ class LiveMeetings:
         room.enable_chat = enable_chat
         return room
 
-    def forget_if_empty(self, room_id: str) -> None:
+    async def release(self, room_id: str) -> None:
+        """Forget a room once the last person left (stopping its recording)."""
         room = self.rooms.get(room_id)
-        if room is not None and not room.peers:
-            del self.rooms[room_id]
+        if room is None or room.peers:
+            return
+        if self.recordings is not None:
+            await self.recordings.stop(room_id, None, reason="everyone left")
+        if not room.peers:
+            self.rooms.pop(room_id, None)
 
     async def meeting_ended(self, room_id: str) -> None:
         """Tell everyone, then disconnect them; their sessions close their media."""
         room = self.rooms.get(room_id)
         if room is None:
             return
+        if self.recordings is not None:
+            await self.recordings.stop(room_id, None, reason="meeting ended")
         room.broadcast({"type": "meeting-ended", "reason": "the host ended the meeting"})
         for peer in list(room.peers.values()):
             peer.close(CloseCode.MEETING_ENDED, "meeting ended")
 
     async def close(self) -> None:
+        if self.recordings is not None:
+            await self.recordings.stop_all("server shutting down")
         for room in list(self.rooms.values()):
             for peer in list(room.peers.values()):
                 peer.close(CloseCode.NORMAL, "server shutting down")

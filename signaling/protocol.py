@@ -64,11 +64,30 @@ class Leave(ClientMessage):
     type: Literal["leave"]
 
 
+class StartRecording(ClientMessage):
+    type: Literal["start-recording"]
+
+
+class StopRecording(ClientMessage):
+    type: Literal["stop-recording"]
+
+
 AnyClientMessage = Annotated[
-    Hello | Offer | MediaState | Chat | Ping | EndMeeting | Leave, Field(discriminator="type")
+    Hello | Offer | MediaState | Chat | Ping | EndMeeting | Leave | StartRecording | StopRecording,
+    Field(discriminator="type"),
 ]
 CLIENT_MESSAGE = TypeAdapter(AnyClientMessage)
-CLIENT_TYPES = ("hello", "offer", "media-state", "chat", "ping", "end-meeting", "leave")
+CLIENT_TYPES = (
+    "hello",
+    "offer",
+    "media-state",
+    "chat",
+    "ping",
+    "end-meeting",
+    "leave",
+    "start-recording",
+    "stop-recording",
+)
 
 
 class ErrorCode:

@@ -190,3 +190,65 @@ class PageQuery(Request):
 
 class MeetingListQuery(PageQuery):
     when: Literal["upcoming", "past", "all"] = "all"
+
+
+# --- recordings -------------------------------------------------------------------------
+
+
+class RecordingStarted(BaseModel):
+    recording_id: int
+
+
+class RecordingMeetingOut(BaseModel):
+    room_id: str
+    title: str
+
+
+class RecordingTrackOut(BaseModel):
+    id: int
+    participant_id: str
+    user_id: int | None
+    display_name: str
+    kind: Literal["audio", "video"]
+    source: Literal["microphone", "camera", "screen"]
+    codec: str
+    start_offset: float
+    duration_seconds: float
+    size_bytes: int
+
+
+class RecordingOut(BaseModel):
+    id: int
+    meeting: RecordingMeetingOut
+    started_at: datetime
+    stopped_at: datetime | None
+    started_by: HostOut | None
+    state: Literal["recording", "processing", "ready", "failed", "interrupted"]
+    failure_reason: str | None
+    duration_seconds: float
+    size_bytes: int
+    composed_size_bytes: int
+    progress: float
+    participants: list[str]
+
+
+class RecordingDetail(RecordingOut):
+    tracks: list[RecordingTrackOut]
+
+
+class RecordingPage(Page[RecordingOut]):
+    pass
+
+
+class RecordingListQuery(PageQuery):
+    room_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    started_from: UtcTime | None = None
+    started_to: UtcTime | None = None
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+
+
+class RecordingAccess(BaseModel):
+    access: str
+    expires_in: int
+    file_url: str | None
+    track_urls: dict[str, str]

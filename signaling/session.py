@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from sfu import NegotiationError
 from signaling.auth import user_for_token
 from signaling.errors import ApiError
-from signaling.keys import DATABASE, LIVE, SETTINGS
+from signaling.events import chat_event
+from signaling.keys import DATABASE, LIVE, RECORDINGS, SETTINGS
 from signaling.live import LiveRoom, MediaFlags, Peer
 from signaling.media_config import client_ice_servers
 from signaling.protocol import (
@@ -40,11 +41,13 @@ from signaling.protocol import (
     MediaState,
     Offer,
     Ping,
+    StartRecording,
+    StopRecording,
     error_event,
 )
 from signaling.ratelimit import TokenBucket
-from storage import chat, meetings
-from storage.models import ChatMessage
+from signaling.recording_control import RecordingRefused
+from storage import chat, meetings, users
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +63,6 @@ class Refused(Exception):
     def __init__(self, close_code: int, code: str, message: str) -> None:
         super().__init__(message)
         self.close_code, self.code, self.message = close_code, code, message
-
-
-def chat_event(message: ChatMessage) -> dict[str, Any]:
-    author = None
-    if message.author is not None:
-        author = {"user_id": message.author.id, "display_name": message.author.display_name}
-    return {
-        "id": message.id,
-        "author": author,
-        "text": message.text,
-        "kind": message.kind,
-        "created_at": message.created_at.isoformat().replace("+00:00", "Z"),
-    }
 
 
 async def meeting_socket(request: web.Request) -> web.WebSocketResponse:
@@ -185,6 +175,7 @@ async def _handshake(request: web.Request, ws: web.WebSocketResponse, room_id: s
             },
             "participants": others,
             "chat": history_events,
+            "recording": app[RECORDINGS].state(room_id),
             "ice_servers": client_ice_servers(app[SETTINGS]),
             "limits": {"max_message_bytes": MAX_MESSAGE_BYTES, "chat_max_chars": CHAT_MAX_CHARS},
         }
@@ -296,6 +287,8 @@ class Session:
                 await self._end_meeting(message)
             case Leave():
                 self.peer.close(CloseCode.NORMAL, "left")
+            case StartRecording() | StopRecording():
+                await self._recording(message)
 
     async def _offer(self, offer: Offer) -> None:
         media = self.app[LIVE].media
@@ -358,6 +351,19 @@ class Session:
                 await meetings.end_meeting(db, meeting)
         await self.app[LIVE].meeting_ended(self.room.room_id)
 
+    async def _recording(self, message: StartRecording | StopRecording) -> None:
+        control = self.app[RECORDINGS]
+        async with self.app[DATABASE].session() as db:
+            user = await users.get_user(db, self.peer.user_id)
+        assert user is not None
+        try:
+            if isinstance(message, StartRecording):
+                await control.start(self.room.room_id, user)
+            else:
+                await control.stop_by(self.room.room_id, user)
+        except RecordingRefused as refused:
+            self._error(refused.code, refused.message, message.id)
+
     async def _leave(self) -> None:
         """Remove the participant everywhere: media, room, database; then close the socket."""
         peer, room, live = self.peer, self.room, self.app[LIVE]
@@ -365,7 +371,7 @@ class Session:
         try:
             await live.media.leave(room.room_id, peer.participant_id)
         finally:
-            live.forget_if_empty(room.room_id)
+            await live.release(room.room_id)
             try:
                 async with self.app[DATABASE].session() as db:
                     await meetings.leave_meeting(db, peer.participation_id)

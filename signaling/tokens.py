@@ -40,6 +40,36 @@ class TokenService:
         }
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
+    def issue_media(self, user_id: int, recording_id: int, ttl_seconds: int = 600) -> str:
+        """A short-lived token that opens one recording's files and nothing else; for
+        `<video src>` and download links, which cannot send an Authorization header."""
+        now = int(time.time())
+        payload = {
+            "sub": str(user_id),
+            "scope": "recording",
+            "rid": recording_id,
+            "iat": now,
+            "exp": now + ttl_seconds,
+        }
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
+
+    def verify_media(self, token: str, recording_id: int) -> int:
+        """The user id a media token was issued to, if it opens this recording."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["sub", "scope", "rid", "exp"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("token-expired", "the link has expired; open it again") from None
+        except jwt.InvalidTokenError:
+            raise TokenError("invalid-token", "the link is not valid") from None
+        if payload.get("scope") != "recording" or payload.get("rid") != recording_id:
+            raise TokenError("invalid-token", "the link is for another recording")
+        return int(payload["sub"])
+
     def verify(self, token: str) -> TokenClaims:
         try:
             payload = jwt.decode(
@@ -48,6 +78,8 @@ class TokenService:
                 algorithms=[ALGORITHM],
                 options={"require": ["sub", "role", "iat", "exp"]},
             )
+            if "scope" in payload:  # a media link token never signs anybody in
+                raise jwt.InvalidTokenError("scoped token")
             return TokenClaims(
                 user_id=int(payload["sub"]),
                 role=str(payload["role"]),

@@ -183,3 +183,14 @@ async def set_media_state(
         .where(Participation.id == participation_id)
         .values(microphone_on=microphone, camera_on=camera, screen_on=screen)
     )
+
+
+async def open_role(session: AsyncSession, meeting_id: int, user_id: int) -> str | None:
+    """The role of the user's open visit to the meeting, if they are in it."""
+    return await session.scalar(
+        select(Participation.role).where(
+            Participation.meeting_id == meeting_id,
+            Participation.user_id == user_id,
+            Participation.left_at.is_(None),
+        )
+    )

@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -125,3 +127,87 @@ class ChatMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     author: Mapped[User | None] = relationship(lazy="joined")
+
+
+RecordingState = Literal["recording", "processing", "ready", "failed", "interrupted"]
+
+
+class Recording(Base):
+    """A server-side recording of a meeting: its manifest and the composed file."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('recording', 'processing', 'ready', 'failed', 'interrupted')",
+            name="state",
+        ),
+        Index("ix_recordings_meeting_id", "meeting_id"),
+        Index("ix_recordings_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    started_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    stopped_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="recording")
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    directory: Mapped[str] = mapped_column(String(255))  # relative to the data dir
+    duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # all track files
+    composed_file: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    composed_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # composition, 0..1
+
+    meeting: Mapped[Meeting] = relationship(lazy="joined")
+    tracks: Mapped[list[RecordingTrack]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="RecordingTrack.id"
+    )
+
+
+class RecordingTrack(Base):
+    """One track file of a recording (one participant's microphone, camera or screen)."""
+
+    __tablename__ = "recording_tracks"
+    __table_args__ = (
+        CheckConstraint("kind IN ('audio', 'video')", name="kind"),
+        CheckConstraint("source IN ('microphone', 'camera', 'screen')", name="source"),
+        Index("ix_recording_tracks_recording_id", "recording_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    participant_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    file: Mapped[str] = mapped_column(String(255))  # file name inside the recording directory
+    codec: Mapped[str] = mapped_column(String(16))
+    start_offset: Mapped[float] = mapped_column(Float)
+    duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AuditEvent(Base):
+    """Who viewed, downloaded or deleted which recording. No foreign key to the recording,
+    so the trail outlives what it describes."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    action: Mapped[str] = mapped_column(String(32))
+    recording_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

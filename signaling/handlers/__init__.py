@@ -1,6 +1,6 @@
 """REST handlers; importing this package fills ROUTES."""
 
-from signaling.handlers import accounts, meetings, realtime, system
+from signaling.handlers import accounts, meetings, realtime, recordings, system
 from signaling.handlers.table import ROUTES
 
-__all__ = ["ROUTES", "accounts", "meetings", "realtime", "system"]
+__all__ = ["ROUTES", "accounts", "meetings", "realtime", "recordings", "system"]

@@ -1,0 +1,207 @@
+"""Background work on recordings: composing one file to watch, crash recovery, retention.
+
+Composition runs as a separate process (`python -m sfu.compose`), never on the event loop
+that carries meetings; its progress lines are stored so the API can show them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from sfu.recording import probe_track_file
+from signaling.config import Settings
+from storage import recordings
+from storage.database import Database
+from storage.models import Recording
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+COMPOSED_NAME = "composed.mp4"
+PROGRESS_EVERY_SECONDS = 1.0
+RETENTION_CHECK_SECONDS = 3600.0
+
+
+def recordings_root(settings: Settings) -> Path:
+    return settings.data_dir.resolve() / "recordings"
+
+
+class ComposeQueue:
+    """One composition at a time (it is CPU-heavy), in submission order."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+        self.root = recordings_root(settings)
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._queued: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._process: asyncio.subprocess.Process | None = None
+
+    def directory(self, recording: Recording) -> Path:
+        return self.settings.data_dir.resolve() / recording.directory
+
+    async def start(self) -> None:
+        await self.recover()
+        self._tasks.append(asyncio.create_task(self._work(), name="compose-worker"))
+        if self.settings.recording_retention_days:
+            self._tasks.append(asyncio.create_task(self._retain(), name="recording-retention"))
+
+    async def close(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def enqueue(self, recording_id: int) -> None:
+        if recording_id not in self._queued:
+            self._queued.add(recording_id)
+            self._queue.put_nowait(recording_id)
+
+    async def recover(self) -> None:
+        """After a crash: recordings still 'recording' are 'interrupted', with the duration
+        their files hold; 'processing' ones go back in the queue."""
+        async with self.database.session() as db:
+            for recording in await recordings.recordings_in_state(db, "recording"):
+                total_size, longest = 0, 0.0
+                for track in recording.tracks:
+                    path = self.directory(recording) / track.file
+                    duration, size = await asyncio.to_thread(probe_track_file, path)
+                    track.duration_seconds, track.size_bytes = duration, size
+                    total_size += size
+                    longest = max(longest, track.start_offset + duration)
+                recording.state = "interrupted"
+                recording.failure_reason = "the server stopped while recording"
+                recording.duration_seconds = round(longest, 3)
+                recording.size_bytes = total_size
+                log.warning("recording %s was interrupted; %.1f s saved", recording.id, longest)
+            pending = [r.id for r in await recordings.recordings_in_state(db, "processing")]
+        for recording_id in pending:
+            self.enqueue(recording_id)
+
+    async def _work(self) -> None:
+        while True:
+            recording_id = await self._queue.get()
+            self._queued.discard(recording_id)
+            try:
+                await self._compose(recording_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("composing recording %s failed", recording_id)
+                await self._fail(recording_id, f"{type(exc).__name__}: {exc}")
+
+    async def _compose(self, recording_id: int) -> None:
+        async with self.database.session() as db:
+            recording = await recordings.get_recording(db, recording_id)
+            if recording is None or recording.state != "processing":
+                return
+            directory = self.directory(recording)
+            manifest = [
+                {
+                    "path": str(directory / t.file),
+                    "kind": t.kind,
+                    "source": t.source,
+                    "participant_id": t.participant_id,
+                    "display_name": t.display_name,
+                    "start_offset": t.start_offset,
+                    "duration": t.duration_seconds or None,
+                }
+                for t in recording.tracks
+            ]
+        if not manifest:
+            await self._fail(recording_id, "nothing was recorded (no track published)")
+            return
+        manifest_path = directory / "manifest.json"
+        output = directory / COMPOSED_NAME
+        await asyncio.to_thread(manifest_path.write_text, json.dumps(manifest))
+        self._process = process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sfu.compose",
+            str(manifest_path),
+            str(output),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        stderr_task = asyncio.create_task(process.stderr.read())
+        last_saved = 0.0
+        loop = asyncio.get_running_loop()
+        async for line in process.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if "progress" in message and loop.time() - last_saved >= PROGRESS_EVERY_SECONDS:
+                last_saved = loop.time()
+                await self._set(recording_id, progress=float(message["progress"]))
+        code = await process.wait()
+        stderr = (await stderr_task).decode(errors="replace").strip()
+        self._process = None
+        if code != 0 or not output.exists():
+            reason = stderr.splitlines()[-1] if stderr else f"compose exited with {code}"
+            await self._fail(recording_id, reason)
+            return
+        size = output.stat().st_size
+        await self._set(
+            recording_id,
+            state="ready",
+            progress=1.0,
+            failure_reason=None,
+            composed_file=COMPOSED_NAME,
+            composed_size_bytes=size,
+        )
+        log.info("recording %s composed (%d bytes)", recording_id, size)
+
+    async def _fail(self, recording_id: int, reason: str) -> None:
+        log.error("recording %s: composition failed: %s", recording_id, reason)
+        await self._set(recording_id, state="failed", failure_reason=reason[:2000])
+
+    async def _set(self, recording_id: int, **fields: object) -> None:
+        async with self.database.session() as db:
+            recording = await recordings.get_recording(db, recording_id)
+            if recording is not None:
+                for name, value in fields.items():
+                    setattr(recording, name, value)
+
+    async def delete(self, recording: Recording) -> None:
+        """Remove the files; the caller deletes the rows in its own transaction."""
+        directory = self.directory(recording)
+        if directory.is_relative_to(self.root):
+            await asyncio.to_thread(shutil.rmtree, directory, True)
+
+    async def apply_retention(self) -> int:
+        days = self.settings.recording_retention_days
+        if not days:
+            return 0
+        cutoff = utcnow() - timedelta(days=days)
+        async with self.database.session() as db:
+            old = await recordings.recordings_started_before(db, cutoff)
+            for recording in old:
+                await self.delete(recording)
+                await recordings.audit(
+                    db,
+                    user_id=None,
+                    action="retention-delete",
+                    recording_id=recording.id,
+                    detail=f"older than {days} days",
+                )
+                await db.delete(recording)
+        if old:
+            log.info("retention: deleted %d recordings older than %d days", len(old), days)
+        return len(old)
+
+    async def _retain(self) -> None:
+        while True:
+            try:
+                await self.apply_retention()
+            except Exception:
+                log.exception("applying the recording retention failed")
+            await asyncio.sleep(RETENTION_CHECK_SECONDS)

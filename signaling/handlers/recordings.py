@@ -1,0 +1,340 @@
+"""Recording control (start/stop) and the recordings library: list, detail, files, delete.
+
+Admins see every recording; a meeting's host sees that meeting's; nobody else. File paths
+come from the database (server-generated names), never from the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+
+from signaling.auth import bearer_token, current_user, user_for_token
+from signaling.errors import ApiError
+from signaling.handlers.bodies import json_model, parse_query
+from signaling.handlers.table import ROUTES
+from signaling.keys import DATABASE, JOBS, RECORDINGS, TOKENS
+from signaling.recording_control import RecordingRefused
+from signaling.schemas import (
+    HostOut,
+    RecordingAccess,
+    RecordingDetail,
+    RecordingListQuery,
+    RecordingMeetingOut,
+    RecordingOut,
+    RecordingPage,
+    RecordingStarted,
+    RecordingTrackOut,
+)
+from signaling.tokens import TokenError
+from storage import recordings, users
+from storage.models import Recording, User
+
+RECORDING = "/api/recordings/{recording_id}"
+MEETING_RECORDING = "/api/meetings/{room_id}/recording"
+
+
+def recording_out(recording: Recording, started_by: User | None) -> RecordingOut:
+    return RecordingOut(**_fields(recording, started_by))
+
+
+def _fields(recording: Recording, started_by: User | None) -> dict[str, object]:
+    names = list(dict.fromkeys(t.display_name for t in recording.tracks))
+    return {
+        "id": recording.id,
+        "meeting": RecordingMeetingOut(
+            room_id=recording.meeting.room_id, title=recording.meeting.title
+        ),
+        "started_at": recording.started_at,
+        "stopped_at": recording.stopped_at,
+        "started_by": HostOut.model_validate(started_by) if started_by else None,
+        "state": recording.state,
+        "failure_reason": recording.failure_reason,
+        "duration_seconds": recording.duration_seconds,
+        "size_bytes": recording.size_bytes,
+        "composed_size_bytes": recording.composed_size_bytes,
+        "progress": recording.progress,
+        "participants": names,
+    }
+
+
+def _may_see(user: User, recording: Recording) -> bool:
+    return user.role == "admin" or recording.meeting.host_id == user.id
+
+
+def _recording_id(request: web.Request) -> int:
+    raw = request.match_info["recording_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(404, "recording-not-found", "no such recording")
+    return int(raw)
+
+
+async def _load(request: web.Request, user: User) -> Recording:
+    async with request.app[DATABASE].session() as db:
+        recording = await recordings.get_recording(db, _recording_id(request))
+    if recording is None:
+        raise ApiError(404, "recording-not-found", "no such recording")
+    if not _may_see(user, recording):
+        raise ApiError(403, "not-allowed", "only admins and the meeting's host see recordings")
+    return recording
+
+
+async def _audit(request: web.Request, user: User, action: str, rid: int, detail: str) -> None:
+    async with request.app[DATABASE].session() as db:
+        await recordings.audit(db, user_id=user.id, action=action, recording_id=rid, detail=detail)
+
+
+# --- control ------------------------------------------------------------------------------
+
+
+@ROUTES.route(
+    "POST",
+    MEETING_RECORDING,
+    summary="Start recording the meeting (host or moderator)",
+    tag="recordings",
+    response=RecordingStarted,
+    status=201,
+    errors=(404, 409),
+)
+async def start_recording(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    try:
+        recording_id = await request.app[RECORDINGS].start(request.match_info["room_id"], user)
+    except RecordingRefused as refused:
+        raise ApiError(refused.status, refused.code, refused.message) from None
+    return json_model(RecordingStarted(recording_id=recording_id), status=201)
+
+
+@ROUTES.route(
+    "DELETE",
+    MEETING_RECORDING,
+    summary="Stop recording (host, moderator or admin)",
+    tag="recordings",
+    response=RecordingStarted,
+    errors=(404, 409),
+)
+async def stop_recording(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    try:
+        recording_id = await request.app[RECORDINGS].stop_by(request.match_info["room_id"], user)
+    except RecordingRefused as refused:
+        raise ApiError(refused.status, refused.code, refused.message) from None
+    return json_model(RecordingStarted(recording_id=recording_id))
+
+
+# --- library ------------------------------------------------------------------------------
+
+
+@ROUTES.route(
+    "GET",
+    "/api/recordings",
+    summary="Recordings you may see, newest first",
+    tag="recordings",
+    query=RecordingListQuery,
+    response=RecordingPage,
+)
+async def list_recordings(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    query = parse_query(request, RecordingListQuery)
+    async with request.app[DATABASE].session() as db:
+        rows, total = await recordings.list_recordings(
+            db,
+            host_id=None if user.role == "admin" else user.id,
+            room_id=query.room_id,
+            started_from=query.started_from,
+            started_to=query.started_to,
+            text=query.q,
+            limit=query.limit,
+            offset=query.offset,
+        )
+        items = [
+            recording_out(r, await users.get_user(db, r.started_by_id) if r.started_by_id else None)
+            for r in rows
+        ]
+    return json_model(
+        RecordingPage(items=items, total=total, limit=query.limit, offset=query.offset)
+    )
+
+
+@ROUTES.route(
+    "GET",
+    RECORDING,
+    summary="One recording with its tracks",
+    tag="recordings",
+    response=RecordingDetail,
+    errors=(404,),
+)
+async def get_recording(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    recording = await _load(request, user)
+    async with request.app[DATABASE].session() as db:
+        starter = (
+            await users.get_user(db, recording.started_by_id) if recording.started_by_id else None
+        )
+    tracks = [
+        RecordingTrackOut(
+            id=t.id,
+            participant_id=t.participant_id,
+            user_id=t.user_id,
+            display_name=t.display_name,
+            kind=t.kind,
+            source=t.source,  # type: ignore[arg-type]
+            codec=t.codec,
+            start_offset=t.start_offset,
+            duration_seconds=t.duration_seconds,
+            size_bytes=t.size_bytes,
+        )
+        for t in recording.tracks
+    ]
+    await _audit(request, user, "view", recording.id, "detail")
+    return json_model(RecordingDetail(**_fields(recording, starter), tracks=tracks))
+
+
+@ROUTES.route(
+    "DELETE",
+    RECORDING,
+    summary="Delete a recording: files and rows",
+    tag="recordings",
+    status=204,
+    errors=(404, 409),
+)
+async def delete_recording(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    recording = await _load(request, user)
+    if recording.state == "recording":
+        raise ApiError(409, "still-recording", "stop the recording before deleting it")
+    await request.app[JOBS].delete(recording)
+    async with request.app[DATABASE].session() as db:
+        row = await recordings.get_recording(db, recording.id)
+        if row is not None:
+            await db.delete(row)
+        await recordings.audit(
+            db,
+            user_id=user.id,
+            action="delete",
+            recording_id=recording.id,
+            detail=f"{recording.meeting.title} ({recording.size_bytes} bytes)",
+        )
+    return web.Response(status=204)
+
+
+@ROUTES.route(
+    "POST",
+    RECORDING + "/compose",
+    summary="Compose (again) a failed or interrupted recording",
+    tag="recordings",
+    response=RecordingOut,
+    status=202,
+    errors=(404, 409),
+)
+async def compose_recording(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    recording = await _load(request, user)
+    if recording.state not in ("failed", "interrupted", "ready"):
+        raise ApiError(
+            409, "not-composable", f"a recording in state {recording.state} cannot be composed now"
+        )
+    async with request.app[DATABASE].session() as db:
+        row = await recordings.get_recording(db, recording.id)
+        assert row is not None
+        row.state, row.progress, row.failure_reason = "processing", 0.0, None
+        out = recording_out(row, None)
+    request.app[JOBS].enqueue(recording.id)
+    return json_model(out, status=202)
+
+
+@ROUTES.route(
+    "POST",
+    RECORDING + "/access",
+    summary="Short-lived links to the recording's files",
+    tag="recordings",
+    response=RecordingAccess,
+    errors=(404,),
+)
+async def recording_access(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    recording = await _load(request, user)
+    ttl = 600
+    token = request.app[TOKENS].issue_media(user.id, recording.id, ttl)
+    base = f"/api/recordings/{recording.id}"
+    return json_model(
+        RecordingAccess(
+            access=token,
+            expires_in=ttl,
+            file_url=f"{base}/file?access={token}" if recording.composed_file else None,
+            track_urls={
+                str(t.id): f"{base}/tracks/{t.id}/file?access={token}" for t in recording.tracks
+            },
+        )
+    )
+
+
+async def _file_user(request: web.Request) -> User:
+    """Files open with a bearer token or with a media link (`?access=`) for this recording."""
+    access = request.query.get("access")
+    if access is None:
+        return await user_for_token(request.app, bearer_token(request))
+    try:
+        user_id = request.app[TOKENS].verify_media(access, _recording_id(request))
+    except TokenError as exc:
+        raise ApiError(401, exc.code, exc.message) from None
+    async with request.app[DATABASE].session() as db:
+        user = await users.get_user(db, user_id)
+    if user is None or not user.is_active:
+        raise ApiError(403, "account-disabled", "this account is disabled")
+    return user
+
+
+async def _send_file(
+    request: web.Request, user: User, recording: Recording, path: Path, what: str
+) -> web.FileResponse:
+    root = request.app[JOBS].directory(recording)
+    if not path.is_relative_to(root) or not await asyncio.to_thread(path.is_file):
+        raise ApiError(404, "file-not-found", "that file is not available")
+    download = request.query.get("download") == "1"
+    first_request = request.http_range.start in (None, 0)
+    if download or first_request:  # not once per range request of a seeking player
+        await _audit(request, user, "download" if download else "stream", recording.id, what)
+    response = web.FileResponse(path)
+    if download:
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="recording-{recording.id}-{path.name}"'
+        )
+    return response
+
+
+@ROUTES.route(
+    "GET",
+    RECORDING + "/file",
+    summary="The composed file (Range supported)",
+    tag="recordings",
+    content_type="video/mp4",
+    errors=(404,),
+)
+async def composed_file(request: web.Request) -> web.StreamResponse:
+    user = await _file_user(request)
+    recording = await _load(request, user)
+    if not recording.composed_file:
+        raise ApiError(404, "file-not-found", "the recording has not been composed")
+    path = request.app[JOBS].directory(recording) / recording.composed_file
+    return await _send_file(request, user, recording, path, "composed")
+
+
+@ROUTES.route(
+    "GET",
+    RECORDING + "/tracks/{track_id}/file",
+    summary="One track file (Range supported)",
+    tag="recordings",
+    content_type="video/webm",
+    errors=(404,),
+)
+async def track_file(request: web.Request) -> web.StreamResponse:
+    user = await _file_user(request)
+    recording = await _load(request, user)
+    track = next((t for t in recording.tracks if str(t.id) == request.match_info["track_id"]), None)
+    if track is None:
+        raise ApiError(404, "file-not-found", "no such track")
+    path = request.app[JOBS].directory(recording) / track.file
+    return await _send_file(request, user, recording, path, f"track {track.id}")
