@@ -102,14 +102,17 @@ def test_two_people_meet(
     ana.get_by_role("button", name="Unmute microphone").click()
     expect(bo_sees_ana).to_have_attribute("data-mic", "on")
 
-    # Someone speaking is highlighted (the fake microphone beeps).
-    expect(bo.locator('[data-testid="tile"][data-speaking="true"]').first).to_be_attached(
-        timeout=TIMEOUT_MS
+    # Someone speaking is highlighted: Ana's tile on Bo's page, from the received audio level
+    # (the fake microphone beeps).
+    expect(remote_tile(bo, "Ana Alves")).to_have_attribute(
+        "data-speaking", "true", timeout=TIMEOUT_MS
     )
 
     # Screenshots: Bo's page is phone width, Ana's a laptop.
     ana.screenshot(path=str(artifacts / "room-laptop-1280x800.png"))
     bo.screenshot(path=str(artifacts / "room-phone-360x740.png"))
+    for page, width in ((bo, PHONE["width"]), (ana, 1280)):  # nothing sticks out sideways
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
 
     # Screen share: the large tile on the other page, gone when stopped.
     ana.get_by_role("button", name="Share your screen").click()

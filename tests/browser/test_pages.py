@@ -5,6 +5,7 @@ camera and microphone refused)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +39,7 @@ def test_sign_in_out_and_expired_session(browser: Any, contexts: list[Any], serv
 
 
 def test_dashboard_create_edit_copy_delete(
-    browser: Any, contexts: list[Any], server: Server
+    browser: Any, contexts: list[Any], server: Server, artifacts: Path
 ) -> None:
     context_page = open_person(browser, contexts, server, viewport=PHONE)
     context_page.context.grant_permissions(
@@ -57,6 +58,8 @@ def test_dashboard_create_edit_copy_delete(
     )
     expect(item).to_be_visible()
     room_id = item.get_attribute("data-room-id")
+    page.screenshot(path=str(artifacts / "dashboard-phone-360x740.png"), full_page=True)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
 
     status, meeting = server.request("GET", f"/api/meetings/{room_id}", server.token("bo"))
     assert status == 200
@@ -168,7 +171,9 @@ def test_camera_and_microphone_refused_can_still_join(
     assert page.evaluate("() => window.__tertulia.session.state") == "connected"
 
 
-def test_start_muted_with_camera_off(browser: Any, contexts: list[Any], server: Server) -> None:
+def test_start_muted_with_camera_off(
+    browser: Any, contexts: list[Any], server: Server, artifacts: Path
+) -> None:
     meeting = server.create_meeting("ana", title="Quiet start")
     page = open_person(browser, contexts, server)
     sign_in(page, server, "bo", path=f"/m/{meeting['room_id']}")
@@ -178,6 +183,7 @@ def test_start_muted_with_camera_off(browser: Any, contexts: list[Any], server: 
         "() => document.querySelector('[data-testid=mic-level]').value > 0.01", timeout=15_000
     )
     expect(page.get_by_test_id("camera-select")).to_have_count(1)
+    page.screenshot(path=str(artifacts / "prejoin-laptop-1280x800.png"))
     page.get_by_label("Start with my microphone muted").check()
     page.get_by_label("Start with my camera off").check()
     expect(page.get_by_test_id("preview-off")).to_be_visible()
