@@ -143,6 +143,7 @@ class Recording(Base):
         ),
         Index("ix_recordings_meeting_id", "meeting_id"),
         Index("ix_recordings_started_at", "started_at"),
+        {"sqlite_autoincrement": True},  # ids are never reused: the audit trail refers to them
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

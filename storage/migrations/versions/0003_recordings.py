@@ -75,6 +75,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_recordings")),
+        sqlite_autoincrement=True,  # ids are never reused: the audit trail refers to them
     )
     with op.batch_alter_table("recordings", schema=None) as batch_op:
         batch_op.create_index("ix_recordings_meeting_id", ["meeting_id"], unique=False)
