@@ -85,7 +85,9 @@ async def test_record_three_people_and_compose(api, make_user, people, database,
     c = await people(c_user, room)  # joins mid-recording
     assert c.signaling.welcome["recording"] == {"active": True, "recording_id": recording_id}
     await asyncio.sleep(7.0)
-    await a.signaling.request({"type": "stop-recording"}, "recording-stopped")
+    await a.signaling.send({"type": "stop-recording"})
+    stopped = await c.signaling.wait_for("recording-stopped")
+    assert stopped["recording_id"] == recording_id and stopped["reason"] == "stopped"
 
     async def composed() -> bool:
         async with database.session() as db:
