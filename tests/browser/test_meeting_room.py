@@ -149,6 +149,10 @@ def test_two_people_meet(
     bo.get_by_test_id("rejoin").click()
     join(bo)
     expect(remote_tile(ana, "Bo Berg")).to_be_visible()
+    # The chat history comes with the welcome.
+    bo.get_by_test_id("toggle-chat").click()
+    expect(bo.get_by_test_id("chat-message")).to_have_count(2)
+    expect(bo.get_by_test_id("chat-list")).to_contain_text("Hello from Ana")
     expect(bo.get_by_test_id("end-meeting")).to_be_hidden()
     ana.get_by_test_id("end-meeting").click()
     ana.get_by_test_id("confirm-yes").click()
