@@ -122,15 +122,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     for email, name in USERS.values():
         subprocess.run(
-            [sys.executable, "-m", "signaling.cli", "create-user", email, "--name", name,
-             "--password", PASSWORD],
-            env=env, cwd=REPO, check=True, capture_output=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "signaling.cli",
+                "create-user",
+                email,
+                "--name",
+                name,
+                "--password",
+                PASSWORD,
+            ],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
     log_path = data / "server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "signaling.cli", "serve", "--port", str(port)],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     srv = Server(f"http://127.0.0.1:{port}", process, log_path)
     srv.emails = {key: email for key, (email, _) in USERS.items()}
@@ -189,5 +205,3 @@ def contexts(browser: Any, server: Server) -> Iterator[list[Any]]:
             context.close()
         except Exception:  # the browser may already be gone
             pass
-
-

@@ -16,7 +16,10 @@ PHONE = {"width": 360, "height": 740}
 
 
 def open_person(
-    browser: Any, contexts: list[Any], server: Server, viewport: dict[str, int] = LAPTOP,
+    browser: Any,
+    contexts: list[Any],
+    server: Server,
+    viewport: dict[str, int] = LAPTOP,
     init_script: str | None = None,
 ) -> Page:
     context = browser.new_context(

@@ -35,8 +35,8 @@ def create_meeting_on_dashboard(page: Page, title: str) -> str:
     page.get_by_label("Max participants").fill("5")
     page.get_by_label("Allow chat").check()
     page.get_by_test_id("meeting-submit").click()
-    item = page.get_by_test_id("upcoming-list").get_by_test_id("meeting-item").filter(
-        has_text=title
+    item = (
+        page.get_by_test_id("upcoming-list").get_by_test_id("meeting-item").filter(has_text=title)
     )
     expect(item).to_be_visible()
     room_id = item.get_attribute("data-room-id")
@@ -82,6 +82,7 @@ def test_two_people_meet(
     bo.get_by_test_id("toggle-chat").click()
     expect(bo.get_by_test_id("chat-list")).to_contain_text("Hello from Ana")
     expect(bo.get_by_test_id("chat-unread")).to_be_hidden()
+    bo.screenshot(path=str(artifacts / "room-phone-chat.png"))
     bo.get_by_label("Message").fill("Hi Ana, Bo here")
     bo.get_by_test_id("chat-send").click()
     expect(ana.get_by_test_id("chat-list")).to_contain_text("Hi Ana, Bo here")

@@ -53,8 +53,10 @@ def test_dashboard_create_edit_copy_delete(
     page.get_by_label("Require approval to join").check()
     page.get_by_label("Allow chat").uncheck()
     page.get_by_test_id("meeting-submit").click()
-    item = page.get_by_test_id("upcoming-list").get_by_test_id("meeting-item").filter(
-        has_text="Planning"
+    item = (
+        page.get_by_test_id("upcoming-list")
+        .get_by_test_id("meeting-item")
+        .filter(has_text="Planning")
     )
     expect(item).to_be_visible()
     room_id = item.get_attribute("data-room-id")
@@ -125,10 +127,13 @@ def test_meeting_full(browser: Any, contexts: list[Any], server: Server) -> None
     expect(page.get_by_test_id("join-error")).to_contain_text("2 people")
     # Still on the pre-join page with a live preview, and allowed to try again.
     expect(page.get_by_test_id("join-button")).to_have_text("Try again")
-    assert page.evaluate(
-        "() => document.querySelector('[data-testid=preview-video]').srcObject"
-        ".getVideoTracks()[0].readyState"
-    ) == "live"
+    assert (
+        page.evaluate(
+            "() => document.querySelector('[data-testid=preview-video]').srcObject"
+            ".getVideoTracks()[0].readyState"
+        )
+        == "live"
+    )
 
 
 def test_meeting_ended_and_not_found(browser: Any, contexts: list[Any], server: Server) -> None:
