@@ -172,37 +172,59 @@ def _decode(track: TrackFile) -> Iterator[Any]:
                 return
 
 
-class _VideoSource:
+class _Reader:
+    """Opens a track's decoder only when its span begins and closes it once it is over, so a
+    long meeting with many short tracks (people coming and going) keeps few open at once."""
+
+    def __init__(self, track: TrackFile, span: _Span) -> None:
+        self.track, self.span = track, span
+        self._frames: Iterator[Any] | None = None
+        self.closed = False
+
+    def _next_frame(self) -> Any | None:
+        if self.closed:
+            return None
+        if self._frames is None:
+            self._frames = _decode(self.track)
+        frame = next(self._frames, None)
+        if frame is None:
+            self.close()
+        return frame
+
+    def close(self) -> None:
+        self.closed = True
+        if self._frames is not None:
+            self._frames.close()  # type: ignore[attr-defined]
+            self._frames = None
+
+
+class _VideoSource(_Reader):
     """One video track: holds the latest decoded frame at or before the asked time, and its
     scaled planes for the cell it currently occupies."""
 
     def __init__(self, track: TrackFile, span: _Span) -> None:
-        self.track, self.span = track, span
-        self._frames = _decode(track)
+        super().__init__(track, span)
         self._current: VideoFrame | None = None
         self._next: VideoFrame | None = None
         self._next_time = -math.inf
-        self._exhausted = False
+        self._primed = False
         self._scaled: tuple[int, Rect, Rect, tuple[np.ndarray, ...]] | None = None
         self._serial = 0  # bumps with each new frame, so the scaled cache knows it is stale
-        self._pull()
 
     def active(self, t: float) -> bool:
         return self.span.start <= t < self.span.end
 
     def _pull(self) -> None:
-        if self._exhausted:
-            self._next = None
-            return
-        frame = next(self._frames, None)
-        if frame is None:
-            self._exhausted, self._next = True, None
-            return
+        frame = self._next_frame()
         self._next = frame
-        offset = frame.time if frame.time is not None else self._next_time - self.track.start_offset
-        self._next_time = self.track.start_offset + offset
+        if frame is not None:
+            offset = frame.time if frame.time is not None else self._next_time
+            self._next_time = self.track.start_offset + offset
 
     def frame_at(self, t: float) -> VideoFrame | None:
+        if not self._primed:
+            self._primed = True
+            self._pull()
         while self._next is not None and self._next_time <= t + 1e-6:
             self._current = self._next
             self._serial += 1
@@ -223,7 +245,9 @@ class _VideoSource:
         return box, planes
 
     def close(self) -> None:
-        self._frames.close()  # type: ignore[attr-defined]
+        super().close()
+        self._current = self._next = None
+        self._scaled = None
 
 
 def _plane(frame: VideoFrame, index: int) -> np.ndarray:
@@ -233,21 +257,18 @@ def _plane(frame: VideoFrame, index: int) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
 
 
-class _AudioSource:
+class _AudioSource(_Reader):
     """One microphone track as 48 kHz stereo float segments placed by their timestamps."""
 
     def __init__(self, track: TrackFile, span: _Span) -> None:
-        self.track, self.span = track, span
-        self._frames = _decode(track)
+        super().__init__(track, span)
         self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=RATE)
         self._segments: deque[tuple[int, np.ndarray]] = deque()
         self._end: int | None = None  # sample where the last segment ends
-        self._exhausted = False
 
     def _pull(self) -> bool:
-        frame = None if self._exhausted else next(self._frames, None)
+        frame = self._next_frame()
         if frame is None:
-            self._exhausted = True
             return False
         pos = round((self.track.start_offset + (frame.time or 0.0)) * RATE)
         if self._end is not None and pos < self._end + AUDIO_JITTER:
@@ -262,6 +283,8 @@ class _AudioSource:
     def mix_into(self, out: np.ndarray, start: int) -> None:
         """Add this track's samples for [start, start + out.shape[1]) into `out`."""
         stop = start + out.shape[1]
+        if stop <= self.span.start * RATE:
+            return  # not begun: do not even open the file yet
         while (self._end is None or self._end < stop) and self._pull():
             pass
         while self._segments:
@@ -272,9 +295,10 @@ class _AudioSource:
             if pos + data.shape[1] > stop:
                 break
             self._segments.popleft()
-
-    def close(self) -> None:
-        self._frames.close()  # type: ignore[attr-defined]
+        if not self.closed and start > (self.span.end + 1.0) * RATE:
+            # well past its end (a margin for the probe's estimate): let go of the decoder
+            self._segments.clear()
+            self.close()
 
 
 def soft_clip(mix: np.ndarray) -> np.ndarray:
@@ -474,8 +498,8 @@ def _run(
             if tile is not None:
                 canvas.paste(*tile)
         for source in (*cameras, *screens):
-            if not source.active(t):
-                source.frame_at(t)  # keep decoding in step: a track may come back later
+            if t >= source.span.end and not source.closed:
+                source.close()
         out.container.mux(out.video.encode(canvas.frame(i, time_base)))
 
         a0 = i * RATE // fps

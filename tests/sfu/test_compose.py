@@ -39,18 +39,20 @@ Packet = tuple[bytes, int, bool]  # (data, pts in ms, keyframe)
 
 
 def write_track_file(
-    path: Path, kind: Literal["audio", "video"], packets: Iterable[Packet]
+    path: Path, kind: Literal["audio", "video"], packets: Iterable[Packet], codec: str = "VP8"
 ) -> Path:
-    """Mux pre-encoded VP8 or Opus packets into WebM without re-encoding, pts in ms.
+    """Mux pre-encoded VP8/H.264 or Opus packets into WebM/Matroska without re-encoding.
 
     Same recipe as `sfu.recording.TrackRecorder`: declare the stream through its encoder
-    (which gives Opus its header), open it, then mux raw packets with their timestamps.
+    (which gives Opus its header), open it, then mux raw packets with their timestamps in ms.
+    H.264 goes to Matroska (`.mkv`) as Annex-B with in-band parameter sets, as RTP brings it.
     """
     packets = list(packets)
-    with av.open(str(path), "w", format="webm", options={"live": "1"}) as container:
+    fmt = "matroska" if codec == "H264" else "webm"
+    with av.open(str(path), "w", format=fmt, options={"live": "1"}) as container:
         if kind == "video":
-            stream = container.add_stream("libvpx", rate=30)
-            size = vp8_size(packets[0][0]) or (640, 480)
+            stream = container.add_stream("libx264" if codec == "H264" else "libvpx", rate=30)
+            size = (vp8_size(packets[0][0]) if codec == "VP8" else None) or (640, 480)
             stream.width, stream.height = size
             stream.pix_fmt = "yuv420p"
         else:
@@ -365,6 +367,17 @@ def test_resolution_change_mid_track(tmp_path: Path, clip: Clip) -> None:
     box = tile(640, 360, 1, 0, 0)
     assert not is_black(region(pics[0.5], box)) and not is_red(region(pics[0.5], box))
     assert is_red(region(pics[1.5], box))
+
+
+def test_h264_matroska_input(tmp_path: Path, pytestconfig: pytest.Config) -> None:
+    h264 = load_clip(pytestconfig.cache.mkdir("sfu-test-media"), "H264")
+    cam = write_track_file(tmp_path / "cam.mkv", "video", video_packets(h264), codec="H264")
+    out = tmp_path / "h264.mp4"
+    result = compose([track(cam, "video", "camera", "ana", 0.5)], out, width=640, height=360)
+    assert result.duration == pytest.approx(3.5, rel=0.05)
+    _, pics = video_frames_at(out, [0.2, 2.0])
+    assert is_black(region(pics[0.2], Rect(0, 0, 640, 360), 0))
+    assert not is_black(region(pics[2.0], tile(640, 360, 1, 0, 0)))
 
 
 def test_truncated_input_still_composes(tmp_path: Path, basic: list[TrackFile]) -> None:
