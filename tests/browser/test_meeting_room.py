@@ -164,10 +164,12 @@ def test_two_people_meet(
     assert bo.evaluate("() => window.__tertulia.closed") is True
 
 
-def test_dropped_connection_reconnects_and_rejoins(
+def test_recording_indicator_and_dropped_connection_rejoins(
     browser: Any, contexts: list[Any], server: Server
 ) -> None:
-    meeting = server.create_meeting("ana", title="Flaky network")
+    meeting = server.create_meeting(
+        "ana", title="Flaky network", settings={"enable_recording": True}
+    )
     ana = open_person(browser, contexts, server)
     bo = open_person(browser, contexts, server)
     sign_in(ana, server, "ana", path=f"/m/{meeting['room_id']}")
@@ -176,6 +178,15 @@ def test_dropped_connection_reconnects_and_rejoins(
     join(bo)
     expect(remote_tile(ana, "Bo Berg")).to_be_visible()
     first_id = participant_id(bo)
+
+    # Recording: only the host has the control; everybody sees the indicator.
+    expect(bo.get_by_test_id("toggle-recording")).to_be_hidden()
+    ana.get_by_role("button", name="Start recording").click()
+    expect(bo.get_by_test_id("recording-indicator")).to_be_visible()
+    expect(bo.get_by_test_id("room-status")).to_contain_text("Ana Alves started recording")
+    ana.get_by_role("button", name="Stop recording").click()
+    expect(bo.get_by_test_id("recording-indicator")).to_be_hidden()
+    expect(ana.get_by_test_id("recording-indicator")).to_be_hidden()
 
     # The socket drops as on a network failure (not a close code that forbids reconnecting).
     bo.evaluate("() => window.__tertulia.session.dropConnection()")

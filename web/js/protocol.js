@@ -39,6 +39,7 @@ export const PROTOCOL_VERSION = 1;
  * @property {{room_id: string, title: string, host_id: number, settings: {max_participants: number, enable_chat: boolean, enable_recording: boolean, require_approval: boolean}}} meeting
  * @property {Participant[]} participants
  * @property {ChatMessage[]} chat
+ * @property {{active: boolean, recording_id: number | null}} [recording]
  * @property {RTCIceServer[]} ice_servers
  * @property {{max_message_bytes: number, chat_max_chars: number}} limits
  */
@@ -122,6 +123,8 @@ export class MeetingSession extends EventTarget {
     this.slots = [];
     /** @type {ChatMessage[]} */
     this.chat = [];
+    /** @type {{active: boolean, recording_id: number | null, by?: {user_id: number, display_name: string} | null, reason?: string}} */
+    this.recording = { active: false, recording_id: null };
     /** @type {Partial<Record<Source, MediaStreamTrack>>} what we publish */
     this.localTracks = {};
     /** @type {MediaFlags} what we announce */
@@ -219,6 +222,7 @@ export class MeetingSession extends EventTarget {
     this.welcome = welcome;
     this.participants = new Map(welcome.participants.map((p) => [p.participant_id, p]));
     this.chat = [...welcome.chat];
+    this.recording = welcome.recording ? { ...welcome.recording } : { active: false, recording_id: null };
     this.slots = [];
     this._setupPeerConnection(welcome.ice_servers);
     this._setState("connected");
@@ -306,6 +310,16 @@ export class MeetingSession extends EventTarget {
       case "chat":
         this.chat.push(event.message);
         this._emit("chat", { event, message: event.message });
+        break;
+      case "recording-started":
+      case "recording-stopped":
+        this.recording = {
+          active: event.type === "recording-started",
+          recording_id: event.recording_id,
+          by: event.by || null,
+          reason: event.reason,
+        };
+        this._emit("recording", { event, recording: this.recording });
         break;
       case "meeting-ended":
         this._ended = event.reason || "the meeting has ended";
@@ -530,6 +544,43 @@ export class MeetingSession extends EventTarget {
   /** @param {string} text */
   sendChat(text) {
     return this.request({ type: "chat", text });
+  }
+
+  /** Host or moderator: start recording (resolves on the `recording-started` broadcast's arrival or an error). */
+  startRecording() {
+    return this._recordingRequest("start-recording");
+  }
+
+  stopRecording() {
+    return this._recordingRequest("stop-recording");
+  }
+
+  /**
+   * Success has no reply with `ref` (the broadcast carries none): wait for the broadcast,
+   * or reject with the error that names this request.
+   * @param {"start-recording" | "stop-recording"} type
+   * @returns {Promise<void>}
+   */
+  _recordingRequest(type) {
+    const wanted = type === "start-recording" ? "recording-started" : "recording-stopped";
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        this.removeEventListener("recording", onRecording);
+        clearTimeout(timer);
+      };
+      const onRecording = (/** @type {Event} */ e) => {
+        if (/** @type {CustomEvent} */ (e).detail.event.type === wanted) {
+          done();
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => { done(); reject(new SignalingError("timeout", `no reply to ${type}`)); }, 20000);
+      this.addEventListener("recording", onRecording);
+      this.request({ type }).catch((error) => {
+        done();
+        reject(error);
+      });
+    });
   }
 
   endMeeting() {

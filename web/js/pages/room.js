@@ -86,6 +86,7 @@ function buildRoom(session, options) {
   // --- layout -------------------------------------------------------------------------
   const connection = h("span", { class: "pill", "data-testid": "connection-state", "data-state": "connecting", role: "status", "aria-live": "polite" }, "Connecting…");
   const count = h("span", { class: "muted", "data-testid": "participant-count" });
+  const recordingPill = h("span", { class: "pill recording", "data-testid": "recording-indicator", role: "status", hidden: true }, "● Recording");
   const announcer = h("p", { class: "announcer", role: "status", "aria-live": "polite", "data-testid": "room-status" });
   const stage = h("div", { class: "stage", "data-testid": "stage", hidden: true });
   const grid = h("div", { class: "grid", "data-testid": "video-grid" });
@@ -114,6 +115,7 @@ function buildRoom(session, options) {
     icon("chat"), h("span", { class: "label" }, "Chat"), unreadBadge);
   const peopleButton = h("button", { type: "button", class: "control", "data-testid": "toggle-participants", "aria-expanded": "false", "aria-controls": "people-panel" },
     icon("people"), h("span", { class: "label" }, "People"));
+  const recordButton = h("button", { type: "button", class: "control", "data-testid": "toggle-recording", "aria-pressed": "false", hidden: true });
   const leaveButton = h("button", { type: "button", class: "control danger", "data-testid": "leave" },
     icon("leave"), h("span", { class: "label" }, "Leave"));
   const endButton = h("button", { type: "button", class: "control danger", "data-testid": "end-meeting", hidden: true },
@@ -122,13 +124,13 @@ function buildRoom(session, options) {
 
   const el = h("section", { class: "room", "data-testid": "room", "aria-label": `Meeting: ${meeting.title}` },
     h("header", { class: "room-bar" },
-      h("h1", { class: "room-title" }, meeting.title), connection, count),
+      h("h1", { class: "room-title" }, meeting.title), connection, recordingPill, count),
     announcer, mediaMessage,
     h("div", { class: "room-main" },
       h("div", { class: "videos" }, stage, grid),
       chatPanel, peoplePanel),
     h("nav", { class: "controls", "aria-label": "Meeting controls" },
-      micButton, camButton, screenButton, chatButton, peopleButton, leaveButton, endButton),
+      micButton, camButton, screenButton, chatButton, peopleButton, recordButton, leaveButton, endButton),
     audioBox);
 
   // --- helpers -----------------------------------------------------------------------
@@ -282,6 +284,13 @@ function buildRoom(session, options) {
     setControl(screenButton, sharing, "screen", sharing ? "Stop sharing" : "Share screen", sharing ? "Stop sharing your screen" : "Share your screen");
     screenButton.hidden = !(navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices);
     endButton.hidden = !session.isHost;
+    const role = session.welcome ? session.welcome.you.role : "participant";
+    const mayRecord = !!session.welcome && session.welcome.meeting.settings.enable_recording && (role === "host" || role === "moderator");
+    recordButton.hidden = !mayRecord;
+    const recording = session.recording.active;
+    setControl(recordButton, recording, "record", recording ? "Stop recording" : "Record", recording ? "Stop recording" : "Start recording");
+    recordButton.classList.remove("off");
+    recordingPill.hidden = !recording;
   }
 
   /**
@@ -473,6 +482,19 @@ function buildRoom(session, options) {
     }
   });
 
+  recordButton.addEventListener("click", async () => {
+    recordButton.disabled = true;
+    try {
+      if (session.recording.active) await session.stopRecording();
+      else await session.startRecording();
+    } catch (error) {
+      mediaProblem(`Recording: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      recordButton.disabled = false;
+      render();
+    }
+  });
+
   leaveButton.addEventListener("click", () => {
     session.leave();
   });
@@ -487,6 +509,12 @@ function buildRoom(session, options) {
   });
   session.addEventListener("tracks", render);
   session.addEventListener("participants", render);
+  session.addEventListener("recording", (e) => {
+    const { recording } = /** @type {CustomEvent} */ (e).detail;
+    const who = recording.by ? recording.by.display_name : "The server";
+    announce(recording.active ? `${who} started recording this meeting.` : `Recording stopped${recording.reason ? ` (${recording.reason})` : ""}.`);
+    render();
+  });
   session.addEventListener("participant-joined", (e) => announce(`${/** @type {CustomEvent} */ (e).detail.event.participant.display_name} joined.`));
   session.addEventListener("participant-left", (e) => {
     const pid = /** @type {CustomEvent} */ (e).detail.event.participant_id;
