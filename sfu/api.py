@@ -28,6 +28,9 @@ class MediaSettings:
     announced_address: str | None = None  # public IP put into candidates (NAT)
     ice_servers: tuple[IceServer, ...] = ()
     video_codec: Literal["VP8", "H264"] = "VP8"
+    # "relay" replaces forwarding with aiortc's MediaRelay (decode + re-encode per
+    # subscriber): a baseline for the capacity benchmark only, never for real meetings.
+    forwarding: Literal["encoded", "relay"] = "encoded"
 
 
 @dataclass(frozen=True)

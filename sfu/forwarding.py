@@ -23,6 +23,7 @@ from aiortc.mediastreams import MediaStreamError
 from . import aiortc_hooks
 from .api import Kind, Source
 from .framing import EncodedFrame
+from .relay_baseline import RelaySource
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Publication:
         self.counters = counters
         self.outputs: set[SlotTrack] = set()
         self.media_ssrc: int | None = None
+        self.relay: RelaySource | None = None  # only in the MediaRelay benchmark baseline
         self.closed = False
         self._last_pli = -1e9
         self._pli_timer: asyncio.TimerHandle | None = None

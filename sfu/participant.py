@@ -11,11 +11,20 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver, RTCSess
 from aiortc.rtp import RtpPacket
 
 from . import aiortc_hooks
-from .api import SOURCE_KIND, MediaEvents, MediaSettings, NegotiationError, SlotAssignment, Source
+from .api import (
+    SOURCE_KIND,
+    Kind,
+    MediaEvents,
+    MediaSettings,
+    NegotiationError,
+    SlotAssignment,
+    Source,
+)
 from .codecs import keyframe_detector, parse_offer, restrict_codecs
 from .forwarding import Counters, Publication, SlotTrack
 from .framing import AudioFramer, VideoFramer
 from .ice import announce_address, rtc_configuration
+from .relay_baseline import RelaySlotTrack, RelaySource
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +96,12 @@ class Participant:
         self.pc: RTCPeerConnection | None = None
         self.publications: dict[Source, Publication] = {}
         self.published_mids: dict[str, Source] = {}
-        self.slots: dict[str, SlotTrack] = {}  # mid -> slot, in m-line order
+        self.slots: dict[str, SlotTrack | RelaySlotTrack] = {}  # mid -> slot, m-line order
         self.requested = {"audio": 0, "video": 0}  # slots asked for, not yet offered
         self.last_slots_sent: list[SlotAssignment] | None = None
         self._inlets: dict[str, _Inlet] = {}
+        self._relay_mode = settings.forwarding == "relay"
+        self._remote_tracks: dict[str, Any] = {}  # relay baseline: decoded tracks by mid
         self._pump = _EventPump(events, participant_id)
         self._on_connection_lost = on_connection_lost
 
@@ -113,7 +124,11 @@ class Participant:
         assert self.pc is not None
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
-            if transceiver.receiver.track is track and mid is not None and mid not in self._inlets:
+            if transceiver.receiver.track is not track or mid is None:
+                continue
+            if self._relay_mode:
+                self._remote_tracks[mid] = track
+            elif mid not in self._inlets:
                 inlet = _Inlet()
                 aiortc_hooks.tap_receiver(transceiver.receiver, inlet)
                 self._inlets[mid] = inlet
@@ -198,7 +213,13 @@ class Participant:
         return announce_address(pc.localDescription.sdp, self.settings.announced_address)
 
     def _add_slot(self, transceiver: RTCRtpTransceiver) -> None:
-        track = SlotTrack(transceiver.kind, transceiver.mid, self.counters)  # type: ignore[arg-type]
+        kind, mid = transceiver.kind, transceiver.mid
+        if self._relay_mode:
+            relay_track = RelaySlotTrack(kind, mid, self.counters)  # type: ignore[arg-type]
+            transceiver.sender.replaceTrack(relay_track)
+            self.slots[mid] = relay_track  # type: ignore[index]
+            return
+        track = SlotTrack(kind, mid, self.counters)  # type: ignore[arg-type]
         transceiver.sender.replaceTrack(track)
         aiortc_hooks.hook_sender(
             transceiver.sender,
@@ -219,11 +240,14 @@ class Participant:
             if source in self.publications:
                 continue
             transceiver = transceivers[mid]
+            kind = SOURCE_KIND[source]
+            if self._relay_mode:
+                self._publish_relayed(source, kind, mid, transceiver)
+                continue
             inlet = self._inlets.get(mid)
             if inlet is None:
                 # the track event did not fire (receiver reused): tap is mandatory
                 raise NegotiationError("bad-track-map", f"mid {mid} has no receiver tap")
-            kind = SOURCE_KIND[source]
             publication = Publication(self.id, source, kind, transceiver.receiver, self.counters)
             inlet.publication = publication
             inlet.framer = (
@@ -240,6 +264,17 @@ class Participant:
             logger.info(
                 "participant %s/%s publishes %s on mid %s", self.room_id, self.id, source, mid
             )
+
+    def _publish_relayed(
+        self, source: Source, kind: Kind, mid: str, transceiver: RTCRtpTransceiver
+    ) -> None:
+        track = self._remote_tracks.get(mid)
+        if track is None:
+            raise NegotiationError("bad-track-map", f"mid {mid} has no remote track")
+        publication = Publication(self.id, source, kind, transceiver.receiver, self.counters)
+        publication.relay = RelaySource(track)
+        self.publications[source] = publication
+        self.published_mids[mid] = source
 
     def published_mids_by_source(self) -> dict[Source, str]:
         return {source: mid for mid, source in self.published_mids.items()}

@@ -27,6 +27,7 @@ def media_settings(settings: Settings) -> MediaSettings:
         announced_address=settings.ice_announced_address,
         ice_servers=ice_servers(settings),
         video_codec=settings.video_codec,
+        forwarding=settings.forwarding,
     )
 
 
