@@ -73,4 +73,6 @@ def _add_web_client(app: web.Application) -> None:
 
     app.router.add_get("/", page)
     app.router.add_get("/m/{room_id}", page)
+    app.router.add_get("/recordings", page)
+    app.router.add_get("/recordings/{recording_id}", page)
     app.router.add_static("/static/", WEB_DIR, show_index=False, follow_symlinks=False)

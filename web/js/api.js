@@ -81,3 +81,36 @@ export async function api(path, { method = "GET", body, auth = true } = {}) {
  * @property {boolean} is_host
  */
 /** @typedef {{id: number, email: string, display_name: string, role: string}} User */
+
+/**
+ * A recording in the library (docs/recording.md).
+ * @typedef {object} Recording
+ * @property {number} id
+ * @property {{room_id: string, title: string}} meeting
+ * @property {string} started_at
+ * @property {string | null} stopped_at
+ * @property {{id: number, display_name: string} | null} started_by
+ * @property {"recording" | "processing" | "ready" | "failed" | "interrupted"} state
+ * @property {string | null} failure_reason
+ * @property {number} duration_seconds
+ * @property {number} size_bytes all track files
+ * @property {number} composed_size_bytes
+ * @property {number} progress composition, 0..1
+ * @property {string[]} participants
+ */
+/**
+ * @typedef {object} RecordingTrack
+ * @property {number} id
+ * @property {string} participant_id
+ * @property {number | null} user_id
+ * @property {string} display_name
+ * @property {"audio" | "video"} kind
+ * @property {"microphone" | "camera" | "screen"} source
+ * @property {string} codec
+ * @property {number} start_offset
+ * @property {number} duration_seconds
+ * @property {number} size_bytes
+ */
+/** @typedef {Recording & {tracks: RecordingTrack[]}} RecordingDetail */
+/** @typedef {{items: Recording[], total: number, limit: number, offset: number}} RecordingPage */
+/** Short-lived links (`?access=`) to a recording's files. @typedef {{access: string, expires_in: number, file_url: string | null, track_urls: Record<string, string>}} RecordingAccess */

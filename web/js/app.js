@@ -1,11 +1,15 @@
-// The single-page app: client-side routes over the two paths the server serves.
+// The single-page app: client-side routes over the paths the server serves (index.html).
 //   /                 sign-in (signed out) or dashboard (signed in); `?next=/m/ID` returns there
 //   /m/{room_id}      pre-join check, then the meeting room
+//   /recordings       the recordings library (admins: all; hosts: their meetings')
+//   /recordings/{id}  one recording: player, tracks, composition progress, delete
 
 import { ApiError, getToken, setToken, setUnauthorizedHandler } from "./api.js";
 import { showSignIn } from "./pages/signin.js";
 import { showDashboard } from "./pages/dashboard.js";
 import { showMeeting } from "./pages/meeting.js";
+import { showRecordings } from "./pages/recordings.js";
+import { showRecording } from "./pages/recording.js";
 
 /** @type {(() => void) | null} cleanup of the current page (stop media, close sockets) */
 let cleanup = null;
@@ -46,9 +50,15 @@ export function route() {
   const message = (history.state && history.state.message) || "";
   const path = location.pathname;
   const meeting = path.match(/^\/m\/([^/]+)\/?$/);
+  const recording = path.match(/^\/recordings\/([^/]+)\/?$/);
+  const recordings = /^\/recordings\/?$/.test(path);
   if (!getToken()) {
     if (meeting) {
       goToSignIn("Sign in to join the meeting.", path);
+      return;
+    }
+    if (recording || recordings) {
+      goToSignIn("Sign in to see the recordings.", path.replace(/\/$/, ""));
       return;
     }
     showSignIn(message, safeNext(new URLSearchParams(location.search).get("next")));
@@ -56,6 +66,14 @@ export function route() {
   }
   if (meeting) {
     showMeeting(decodeURIComponent(meeting[1]));
+    return;
+  }
+  if (recordings) {
+    showRecordings(message);
+    return;
+  }
+  if (recording) {
+    showRecording(decodeURIComponent(recording[1]));
     return;
   }
   const next = safeNext(new URLSearchParams(location.search).get("next"));
@@ -68,7 +86,7 @@ export function route() {
 
 /** Only same-app paths are followed after sign-in. @param {string | null} next */
 export function safeNext(next) {
-  return next && /^\/m\/[A-Za-z0-9_-]+$/.test(next) ? next : "";
+  return next && /^\/(m\/[A-Za-z0-9_-]+|recordings(\/\d+)?)$/.test(next) ? next : "";
 }
 
 window.addEventListener("popstate", route);
@@ -77,7 +95,8 @@ document.addEventListener("click", (event) => {
   const target = event.target instanceof Element ? event.target.closest("a[data-internal]") : null;
   if (!target || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
   event.preventDefault();
-  navigate(/** @type {HTMLAnchorElement} */ (target).pathname);
+  const link = /** @type {HTMLAnchorElement} */ (target);
+  navigate(link.pathname + link.search);
 });
 
 route();

@@ -66,6 +66,28 @@ export function formatTime(iso) {
   return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
+/** A length of time as h:mm:ss or m:ss. @param {number} seconds */
+export function formatDuration(seconds) {
+  const total = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const secs = String(total % 60).padStart(2, "0");
+  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${secs}` : `${minutes}:${secs}`;
+}
+
+/** A file size in B, kB, MB or GB (powers of 1000). @param {number} bytes */
+export function formatBytes(bytes) {
+  if (bytes < 1000) return `${bytes}\u00a0B`;
+  const units = ["kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = -1;
+  do {
+    value /= 1000;
+    unit += 1;
+  } while (value >= 1000 && unit < units.length - 1);
+  return `${value.toLocaleString(undefined, { maximumFractionDigits: value < 10 ? 1 : 0 })}\u00a0${units[unit]}`;
+}
+
 /**
  * A modal confirmation built on <dialog>. Resolves true when confirmed.
  * @param {string} message

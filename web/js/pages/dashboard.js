@@ -6,12 +6,29 @@ import { confirmDialog, focusHeading, formatTime, h, pageTitle, root } from "../
 
 /** @typedef {import("../api.js").Meeting} Meeting */
 
-/** The app header with the signed-in user and sign-out. @param {import("../api.js").User} me */
+/**
+ * The app header with the signed-in user and sign-out. The Recordings link shows for admins
+ * (they see every recording); `revealRecordingsLink` shows it to hosts.
+ * @param {import("../api.js").User} me
+ */
 export function appHeader(me) {
+  const here = location.pathname.startsWith("/recordings");
+  const exact = /^\/recordings\/?$/.test(location.pathname);
   return h("header", { class: "topbar" },
     h("a", { href: "/", "data-internal": true, class: "brand" }, "Tertulia"),
+    h("nav", { "aria-label": "Main", "data-testid": "main-nav", hidden: !(me.role === "admin" || here) },
+      h("a", {
+        href: "/recordings", "data-internal": true, "data-testid": "recordings-link",
+        "aria-current": exact ? "page" : here ? "true" : null,
+      }, "Recordings")),
     h("span", { class: "who", "data-testid": "signed-in-as" }, me.display_name),
     h("button", { type: "button", "data-testid": "signout", onclick: signOut }, "Sign out"));
+}
+
+/** Show the header's Recordings link (the person hosts meetings). @param {ParentNode} header */
+export function revealRecordingsLink(header) {
+  const nav = header.querySelector('[data-testid="main-nav"]');
+  if (nav instanceof HTMLElement) nav.hidden = false;
 }
 
 export function signOut() {
@@ -216,13 +233,16 @@ export async function showDashboard(message = "") {
       ]);
       upcoming.replaceChildren(...(up.items.length ? up.items.map(item) : [h("li", { class: "empty" }, "No upcoming meetings.")]));
       past.replaceChildren(...(done.items.length ? done.items.map(item) : [h("li", { class: "empty" }, "No past meetings.")]));
+      return [...up.items, ...done.items].some((/** @type {Meeting} */ m) => m.is_host);
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 401)) status.textContent = error instanceof Error ? error.message : String(error);
+      return false;
     }
   }
 
+  const header = appHeader(me);
   page.replaceChildren(
-    appHeader(me),
+    header,
     h("h1", {}, "Your meetings"),
     status,
     h("div", { class: "dashboard" },
@@ -231,5 +251,17 @@ export async function showDashboard(message = "") {
         h("section", {}, h("h2", { id: "past-heading" }, "Past"), past)),
       form));
   focusHeading(page);
-  await load();
+  const hosts = await load();
+  // Hosts see their meetings' recordings: the link shows when they host one of the listed
+  // meetings, or (older meetings) when the library has something for them.
+  if (me.role !== "admin") {
+    if (hosts) revealRecordingsLink(header);
+    else {
+      try {
+        /** @type {import("../api.js").RecordingPage} */
+        const mine = await api("/api/recordings?limit=1");
+        if (mine.total > 0) revealRecordingsLink(header);
+      } catch { /* no link */ }
+    }
+  }
 }

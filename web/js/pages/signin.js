@@ -38,7 +38,7 @@ export function showSignIn(message, next) {
   });
   const page = h("section", { class: "narrow", "data-testid": "signin-page" },
     h("h1", { id: "signin-heading" }, "Sign in to Tertulia"),
-    next ? h("p", {}, "Sign in to continue to the meeting.") : null,
+    next ? h("p", {}, next.startsWith("/m/") ? "Sign in to continue to the meeting." : "Sign in to continue.") : null,
     notice, form);
   root().replaceChildren(page);
   focusHeading(page);
