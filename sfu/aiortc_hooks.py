@@ -2,9 +2,10 @@
 
 aiortc's public API decodes every incoming track and re-encodes every outgoing one; an SFU
 must forward encoded frames instead. The hooks here replace a receiver's jitter buffer with a
-tap (so depayloaded packets reach us and no decoder thread starts), redirect a sender's
-keyframe requests, carry the audio level across, fix RTX routing, and let the ICE host
-addresses be chosen. Every private name used is listed in `_REQUIRED` and verified by
+tap (so depayloaded packets reach us and no decoder thread starts), send rewritten RTP
+packets straight through a sender's SRTP session and ICE pair (`SenderPort`), redirect a
+sender's keyframe requests and NACKs, fix RTX routing, and let the ICE host addresses be
+chosen. Every private name used is listed in `_REQUIRED` and verified by
 `self_check()` at start-up, because aiortc moves its internals between releases.
 """
 
@@ -15,15 +16,19 @@ import contextlib
 import contextvars
 import logging
 import random
+import struct
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aioice.ice
 import aiortc
 import aiortc.rtcrtpreceiver
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
-from aiortc.rtp import RtpPacket
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from .api import AiortcCompatibilityError
 
@@ -32,9 +37,11 @@ logger = logging.getLogger(__name__)
 TESTED_AIORTC_VERSION = "1.16.0"
 
 _RX = "_RTCRtpReceiver__"
+_TX = "_RTCRtpSender__"
 
 # (owner, attribute, how it is checked): "attr" = class attribute, "init" = assigned in
-# __init__ (name-mangled instance attribute), "module" = module-level name.
+# __init__ (name-mangled instance attribute), "module" = module-level name, "code" = a name
+# the function uses (what a hook re-implements).
 _REQUIRED: list[tuple[Any, str, str]] = [
     (RTCRtpReceiver, f"{_RX}jitter_buffer", "init"),
     (RTCRtpReceiver, f"{_RX}codecs", "init"),
@@ -48,6 +55,27 @@ _REQUIRED: list[tuple[Any, str, str]] = [
     (RTCRtpReceiver, "_handle_rtp_packet", "attr"),
     (RTCRtpSender, "_send_keyframe", "attr"),
     (RTCRtpSender, "_next_encoded_frame", "attr"),
+    (RTCRtpSender, "_retransmit", "attr"),
+    (RTCRtpSender, "_ssrc", "init"),
+    (RTCRtpSender, "_rtx_ssrc", "init"),
+    (RTCRtpSender, f"{_TX}started", "init"),
+    (RTCRtpSender, f"{_TX}mid", "init"),
+    (RTCRtpSender, f"{_TX}rtx_payload_type", "init"),
+    (RTCRtpSender, f"{_TX}rtp_header_extensions_map", "init"),
+    (RTCRtpSender, f"{_TX}ntp_timestamp", "init"),
+    (RTCRtpSender, f"{_TX}rtp_timestamp", "init"),
+    (RTCRtpSender, f"{_TX}packet_count", "init"),
+    (RTCRtpSender, f"{_TX}octet_count", "init"),
+    (HeaderExtensionsMap, "_HeaderExtensionsMap__ids", "init"),
+    (RTCDtlsTransport, "_state", "init"),
+    (RTCDtlsTransport, "_tx_srtp", "init"),
+    (RTCIceTransport, "_connection", "init"),
+    (RTCRtpTransceiver, "_codecs", "init"),
+    (aioice.ice.Connection, "_nominated", "init"),
+    (aioice.ice.CandidatePair, "protocol", "init"),
+    (aioice.ice.CandidatePair, "remote_addr", "attr"),
+    (aioice.ice.StunProtocol, "send_data", "attr"),
+    (aioice.ice.StunProtocol.send_data, "transport", "code"),
     (RTCDtlsTransport, "_register_rtp_receiver", "attr"),
     (RTCDtlsTransport, "_handle_rtp_data", "attr"),
     (RTCDtlsTransport, "_rtp_router", "init"),
@@ -69,6 +97,8 @@ def self_check() -> None:
         if how == "init":
             init = owner.__dict__.get("__init__")
             present = init is not None and name in init.__code__.co_names
+        elif how == "code":
+            present = name in owner.__code__.co_names
         else:
             present = hasattr(owner, name)
         if not present:
@@ -260,6 +290,168 @@ def hook_sender(
         return frame
 
     sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------- RTP-level sending
+
+_RTP_HEADER = struct.Struct("!BBHII")
+_NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
+HISTORY_SIZE = 512  # packets kept per sender for NACK retransmissions (2^16 divisible)
+
+
+def ntp_now() -> int:
+    """64-bit NTP time, as aiortc's clock gives it, without going through datetime."""
+    return int((time.time() + _NTP_EPOCH_OFFSET) * 4294967296)
+
+
+def abs_send_time(ntp: int) -> bytes:
+    """The 24-bit abs-send-time header extension value (6.18 fixed-point seconds)."""
+    return ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+
+
+class SenderPort:
+    """Sends already-packetized RTP through a started sender's SRTP session and ICE pair.
+
+    This is the SFU's hot path: one synchronous call per forwarded packet, no RtpPacket
+    object, no coroutine and no task switch. The sender keeps running RTCP: its sender
+    reports read the counters updated here, and its NACK handler is pointed at this port's
+    history so retransmissions (over RTX when negotiated) still work.
+    """
+
+    __slots__ = (
+        "_abs_id",
+        "_dtls",
+        "_history",
+        "_ice",
+        "_level_id",
+        "_mid_element",
+        "_rtx_payload_type",
+        "_rtx_seq",
+        "_rtx_ssrc",
+        "payload_type",
+        "sender",
+        "ssrc",
+    )
+
+    def __init__(self, sender: RTCRtpSender, payload_type: int) -> None:
+        self.sender = sender
+        self.ssrc: int = sender._ssrc
+        self.payload_type = payload_type
+        self._dtls: RTCDtlsTransport = sender.transport
+        self._ice = self._dtls.transport._connection  # aioice.Connection
+        ids = getattr(sender, f"{_TX}rtp_header_extensions_map")._HeaderExtensionsMap__ids
+        mid: str | None = getattr(sender, f"{_TX}mid")
+        self._mid_element = (
+            bytes([(ids.mid << 4) | (len(mid) - 1)]) + mid.encode() if ids.mid and mid else b""
+        )
+        self._abs_id: int | None = ids.abs_send_time
+        self._level_id: int | None = ids.audio_level
+        self._rtx_payload_type: int | None = getattr(sender, f"{_TX}rtx_payload_type")
+        self._rtx_ssrc: int = sender._rtx_ssrc
+        self._rtx_seq = random.randint(0, 0xFFFF)
+        self._history: list[tuple[int, int, int, bytes, bytes] | None] = [None] * HISTORY_SIZE
+        sender._retransmit = self._retransmit  # type: ignore[method-assign]
+
+    @classmethod
+    def open(cls, sender: RTCRtpSender, payload_type: int) -> SenderPort | None:
+        """A port once the sender has started and its transport is connected, else None."""
+        if not getattr(sender, f"{_TX}started"):
+            return None
+        if sender.transport._state is not DtlsState.CONNECTED:
+            return None
+        return cls(sender, payload_type)
+
+    @property
+    def connected(self) -> bool:
+        return self._dtls._state is DtlsState.CONNECTED
+
+    def _extensions(self, abs_time: bytes | None, audio_level: int | None) -> bytes:
+        elements = self._mid_element
+        if abs_time is not None and self._abs_id:
+            elements += bytes(((self._abs_id << 4) | 2,)) + abs_time
+        if audio_level is not None and self._level_id:
+            elements += bytes(((self._level_id << 4), audio_level))
+        if not elements:
+            return b""
+        pad = -len(elements) % 4
+        if pad:
+            elements += b"\0" * pad
+        return b"\xbe\xde" + (len(elements) // 4).to_bytes(2, "big") + elements
+
+    def send(
+        self,
+        seq: int,
+        timestamp: int,
+        marker: int,
+        payload: bytes,
+        ntp: int,
+        abs_time: bytes | None,
+        audio_level: int | None = None,
+    ) -> bool:
+        """Send one RTP packet; `audio_level` is the RFC 6464 byte (V bit + level)."""
+        extensions = self._extensions(abs_time, audio_level)
+        header = _RTP_HEADER.pack(
+            0x90 if extensions else 0x80,
+            (marker << 7) | self.payload_type,
+            seq,
+            timestamp,
+            self.ssrc,
+        )
+        if not self._transmit(header + extensions + payload):
+            return False
+        self._history[seq % HISTORY_SIZE] = (seq, timestamp, marker, extensions, payload)
+        sender = self.sender
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
+        return True
+
+    def _transmit(self, packet: bytes) -> bool:
+        dtls = self._dtls
+        if dtls._state is not DtlsState.CONNECTED:
+            return False
+        pair = self._ice._nominated.get(1)
+        if pair is None:
+            return False
+        data = dtls._tx_srtp.protect(packet)
+        protocol = pair.protocol
+        if type(protocol).send_data is aioice.ice.StunProtocol.send_data:
+            protocol.transport.sendto(data, pair.remote_addr)
+        else:  # e.g. a TURN allocation wraps the datagram: go through its coroutine
+            task = asyncio.ensure_future(protocol.send_data(data, pair.remote_addr))
+            task.add_done_callback(_log_send_failure)
+        return True
+
+    async def _retransmit(self, seq: int) -> None:
+        """NACK handler of the sender: resend from this port's history (RTX if negotiated)."""
+        entry = self._history[seq % HISTORY_SIZE]
+        if entry is None or entry[0] != seq:
+            return
+        _, timestamp, marker, extensions, payload = entry
+        if self._rtx_payload_type is None:
+            pt, ssrc, out_seq = self.payload_type, self.ssrc, seq
+        else:
+            pt, ssrc, out_seq = self._rtx_payload_type, self._rtx_ssrc, self._rtx_seq
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            payload = seq.to_bytes(2, "big") + payload
+        header = _RTP_HEADER.pack(
+            0x90 if extensions else 0x80, (marker << 7) | pt, out_seq, timestamp, ssrc
+        )
+        self._transmit(header + extensions + payload)
+
+
+def open_sender_port(transceiver: RTCRtpTransceiver) -> SenderPort | None:
+    """The port of a transceiver's sender, once negotiated and connected (else None)."""
+    codecs = transceiver._codecs
+    if not codecs:
+        return None
+    return SenderPort.open(transceiver.sender, codecs[0].payloadType)
+
+
+def _log_send_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("RTP send failed: %r", task.exception())
 
 
 # ---------------------------------------------------------------- fault injection (tests)

@@ -48,6 +48,53 @@ def is_frame_start(codec_name: str, payload: bytes) -> bool | None:
     return None
 
 
+def _vp8_descriptor_length(payload: bytes) -> int:
+    """Length of the VP8 payload descriptor at the start of an RTP payload (RFC 7741 4.2)."""
+    size = 1
+    if payload[0] & 0x80:  # X: extension byte follows
+        ext = payload[1]
+        size = 2
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            size += 2 if len(payload) > size and payload[size] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            size += 1
+        if ext & 0x30:  # T or K: TID/Y/KEYIDX
+            size += 1
+    return size
+
+
+def _h264_keyframe_nal(payload: bytes) -> bool:
+    nal_type = payload[0] & 0x1F
+    if nal_type in (5, 7):
+        return True
+    if nal_type == 24:  # STAP-A: 2-byte sizes, then NAL units
+        i = 1
+        while i + 2 < len(payload):
+            size = int.from_bytes(payload[i : i + 2], "big")
+            if payload[i + 2] & 0x1F in (5, 7):
+                return True
+            i += 2 + size
+        return False
+    if nal_type == 28 and len(payload) > 1:  # FU-A: start fragment of an IDR slice
+        return bool(payload[1] & 0x80) and payload[1] & 0x1F in (5, 7)
+    return False
+
+
+def packet_starts_keyframe(codec_name: str, payload: bytes) -> bool:
+    """Whether this raw RTP payload is the first packet of a keyframe (no depayloading).
+
+    A subscriber that has to wait for a keyframe may start with this packet.
+    """
+    try:
+        if codec_name == "VP8":
+            if not payload[0] & 0x10 or payload[0] & 0x07:  # S bit, partition 0
+                return False
+            return not payload[_vp8_descriptor_length(payload)] & 0x01
+        return _h264_keyframe_nal(payload)
+    except IndexError:  # truncated payload
+        return False
+
+
 def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
     return codec.mimeType.lower() == "video/rtx"
 

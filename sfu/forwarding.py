@@ -1,28 +1,37 @@
-"""Fan-out of encoded frames: one Publication per incoming track, one SlotTrack per slot.
+"""Fan-out of RTP packets: one Publication per incoming track, one SlotTrack per slot.
 
-A SlotTrack is the persistent track of one server sender (one receive slot of a
-subscriber). aiortc's sender loop dies forever when its track ends, and `replaceTrack`
-cannot interrupt a pending `recv()`, so a slot keeps one track for its whole life and
-attaching a publisher only switches where its frames come from. The track returns
-`av.Packet`s, so `RTCRtpSender` only calls the codec's `pack()`: nothing is decoded or
-encoded on the server.
+Forwarding happens at the RTP level. Each packet the receive tap hands to a Publication is
+sent on to every subscriber slot at once, inside the same call: the slot rewrites sequence
+number, timestamp, SSRC and payload type for its own stream and hands the bytes to its
+`SenderPort` (SRTP + UDP). Nothing is decoded, re-encoded, re-assembled or re-packetized,
+and no task switch happens per packet.
+
+A SlotTrack is also the persistent track of one server sender (one receive slot of a
+subscriber): aiortc's sender loop dies forever when its track ends, so a slot keeps one
+track for its whole life; the track never yields a frame, it only keeps that loop parked.
+
+Frame-level consumers (the recorder) attach with `attach_frames`; only then does the
+publication re-assemble frames.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections import deque
-from fractions import Fraction
+from collections.abc import Callable
+from typing import Protocol
 
-import av
-from aiortc import MediaStreamTrack, RTCRtpReceiver
+from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
 from . import aiortc_hooks
+from .aiortc_hooks import SenderPort
 from .api import Kind, Source
-from .framing import EncodedFrame
+from .codecs import keyframe_detector, packet_starts_keyframe
+from .framing import AudioFramer, EncodedFrame, SsrcLock, VideoFramer
 from .relay_baseline import RelaySource
 
 logger = logging.getLogger(__name__)
@@ -30,9 +39,12 @@ logger = logging.getLogger(__name__)
 PLI_INTERVAL_S = 0.5
 VIDEO_CLOCK = 90000
 AUDIO_CLOCK = 48000
-MAX_QUEUE = {"audio": 50, "video": 90}
-# RTP timestamp step inserted when a slot switches to another publisher.
+# RTP timestamp step inserted when a slot switches to another publisher (or the publisher's
+# SSRC changes), so the subscriber sees a short pause rather than time going backwards.
 SWITCH_GAP = {"audio": 960, "video": 3000}
+# After a (re)start, packets older than the first one forwarded are dropped: their sequence
+# numbers would collide with what the slot sent before. Checked for this many packets.
+START_GUARD_PACKETS = 1024
 
 
 class Counters:
@@ -41,8 +53,19 @@ class Counters:
     def __init__(self) -> None:
         self.packets_in = 0
         self.frames_in = 0
+        self.packets_forwarded = 0
         self.frames_forwarded = 0
         self.keyframe_requests_sent = 0
+
+
+class FrameSink(Protocol):
+    """A frame-level consumer of a publication (the recorder)."""
+
+    waiting_for_keyframe: bool
+
+    def push(self, frame: EncodedFrame) -> None: ...
+
+    def set_source(self, publication: Publication | None) -> None: ...
 
 
 class Publication:
@@ -55,31 +78,55 @@ class Publication:
         kind: Kind,
         receiver: RTCRtpReceiver,
         counters: Counters,
+        video_codec: str = "VP8",
     ) -> None:
         self.participant_id = participant_id
         self.source = source
         self.kind = kind
         self.receiver = receiver
         self.counters = counters
+        self.video_codec = video_codec
         self.outputs: set[SlotTrack] = set()
+        self.frame_outputs: set[FrameSink] = set()
         self.media_ssrc: int | None = None
         self.relay: RelaySource | None = None  # only in the MediaRelay benchmark baseline
         self.closed = False
+        self._framer: AudioFramer | VideoFramer | None = None
+        # aiortc routes an unknown SSRC by payload type to any receiver using it: accept one
+        # SSRC at a time, a new one only once the current one fell silent.
+        self._ssrc_lock = SsrcLock(time.monotonic)
         self._last_pli = -1e9
         self._pli_timer: asyncio.TimerHandle | None = None
         self._pli_tasks: set[asyncio.Task[None]] = set()
 
-    # called by the receive tap (synchronously, inside aiortc's packet handler)
-    def on_packet_ssrc(self, ssrc: int) -> None:
-        self.media_ssrc = ssrc
-        self.counters.packets_in += 1
-
-    def on_frame(self, frame: EncodedFrame) -> None:
-        self.counters.frames_in += 1
+    # called by the receive tap, synchronously inside aiortc's packet handler: the hot path
+    def on_rtp(self, packet: RtpPacket) -> None:
+        if self._ssrc_lock.check(packet.ssrc) is False:
+            return
+        self.media_ssrc = packet.ssrc
+        counters = self.counters
+        counters.packets_in += 1
+        counters.frames_in += packet.marker if self.kind == "video" else 1
         if self.closed:
             return
-        for output in self.outputs:
-            output.push(frame)
+        if self.outputs:
+            ntp = aiortc_hooks.ntp_now()
+            abs_time = aiortc_hooks.abs_send_time(ntp)
+            if self.kind == "video":
+                keyframe = packet_starts_keyframe(self.video_codec, packet.payload)
+                level = None
+            else:
+                keyframe = False
+                vad_level = packet.extensions.audio_level
+                level = None if vad_level is None else (vad_level[0] << 7) | vad_level[1]
+            for output in self.outputs:
+                output.forward(packet, keyframe, ntp, abs_time, level)
+        if self._framer is not None:
+            self._framer.add(packet)
+
+    def _on_frame(self, frame: EncodedFrame) -> None:
+        for sink in list(self.frame_outputs):
+            sink.push(frame)
 
     def attach(self, output: SlotTrack) -> None:
         self.outputs.add(output)
@@ -88,6 +135,28 @@ class Publication:
 
     def detach(self, output: SlotTrack) -> None:
         self.outputs.discard(output)
+
+    def attach_frames(self, sink: FrameSink) -> None:
+        """Deliver whole encoded frames to `sink` (re-assembly starts with the first)."""
+        if self._framer is None:
+            self._framer = (
+                VideoFramer(self.video_codec, self._on_frame, keyframe_detector(self.video_codec))
+                if self.kind == "video"
+                else AudioFramer(self._on_frame)
+            )
+        self.frame_outputs.add(sink)
+        if self.kind == "video":
+            self.request_keyframe()
+
+    def detach_frames(self, sink: FrameSink) -> None:
+        self.frame_outputs.discard(sink)
+        if not self.frame_outputs:
+            self._framer = None
+
+    def _waiting(self) -> bool:
+        return any(o.waiting_for_keyframe for o in self.outputs) or any(
+            o.waiting_for_keyframe for o in self.frame_outputs
+        )
 
     def request_keyframe(self) -> None:
         """Send a PLI upstream, at most one per PLI_INTERVAL_S; later asks are deferred."""
@@ -102,7 +171,7 @@ class Publication:
 
     def _deferred_pli(self) -> None:
         self._pli_timer = None
-        if any(o.waiting_for_keyframe for o in self.outputs):
+        if self._waiting():
             self._send_pli()
 
     def _send_pli(self) -> None:
@@ -131,29 +200,59 @@ class Publication:
         outputs = list(self.outputs)
         for output in outputs:
             output.set_source(None)
+        for sink in list(self.frame_outputs):
+            sink.set_source(None)
         self.outputs.clear()
+        self.frame_outputs.clear()
+        self._framer = None
         return outputs
 
 
 class SlotTrack(MediaStreamTrack):
-    """The outgoing track of one receive slot; yields encoded `av.Packet`s."""
+    """One receive slot of a subscriber: rewrites a publisher's RTP into its own stream."""
 
-    def __init__(self, kind: Kind, mid: str, counters: Counters) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        mid: str,
+        counters: Counters,
+        open_port: Callable[[], SenderPort | None] | None = None,
+    ) -> None:
         super().__init__()
         self.kind = kind
         self.mid = mid
         self.counters = counters
         self.source: Publication | None = None
         self.waiting_for_keyframe = kind == "video"
-        self.last_audio_level: int | None = None
-        self._queue: deque[EncodedFrame] = deque()
-        self._wakeup = asyncio.Event()
-        self._clock = VIDEO_CLOCK if kind == "video" else AUDIO_CLOCK
-        self._time_base = Fraction(1, self._clock)
-        self._out_ts = 0  # last pts handed to the sender
-        self._src_origin: int | None = None  # source timestamp mapped to _out_base
-        self._out_base = 0
+        self.port: SenderPort | None = None
+        self._open_port = open_port
+        self._stopped = asyncio.Event()
+        self._gap = SWITCH_GAP[kind]
+        # Output stream state: continues across publisher switches.
+        self._next_seq = random.randint(0, 0xFFFF)
+        self._next_ts = random.randint(0, 0xFFFFFFFF)
+        # Mapping from the current input stream (None until the first packet after a start).
+        self._seq_offset: int | None = None
+        self._ts_offset = 0
+        self._start_seq = 0
+        self._since_start = 0
+        self._src_ssrc: int | None = None
+        self.packets_out = 0
         self.frames_out = 0
+
+    @classmethod
+    def for_transceiver(cls, transceiver: RTCRtpTransceiver, counters: Counters) -> SlotTrack:
+        """A slot that sends through `transceiver`'s sender once it is connected."""
+        sender = transceiver.sender
+        track = cls(
+            transceiver.kind,  # type: ignore[arg-type]
+            transceiver.mid,  # type: ignore[arg-type]
+            counters,
+            lambda: aiortc_hooks.open_sender_port(transceiver),
+        )
+        sender.replaceTrack(track)
+        aiortc_hooks.hook_sender(sender, track.on_keyframe_request)
+        return track
 
     @property
     def idle(self) -> bool:
@@ -166,71 +265,71 @@ class SlotTrack(MediaStreamTrack):
         if self.source is not None:
             self.source.detach(self)
         self.source = publication
-        self._queue.clear()
-        self._src_origin = None
+        self._seq_offset = None
+        self._src_ssrc = None
         self.waiting_for_keyframe = self.kind == "video"
         if publication is not None:
             publication.attach(self)
 
-    def push(self, frame: EncodedFrame) -> None:
-        if self.kind == "video":
-            if frame.discontinuity and not frame.keyframe:
-                self._need_keyframe()
-                return
+    def forward(
+        self,
+        packet: RtpPacket,
+        keyframe: bool,
+        ntp: int,
+        abs_time: bytes,
+        audio_level: int | None,
+    ) -> None:
+        """Rewrite one input packet into this slot's stream and send it (the hot path)."""
+        port = self.port
+        if port is None:
+            if self._open_port is None or (port := self._open_port()) is None:
+                return  # the subscriber's transport is not up yet
+            self.port = port
+        if packet.ssrc != self._src_ssrc:
+            # a new input stream (first packet, or the publisher's encoder restarted)
+            self._src_ssrc = packet.ssrc
+            self._seq_offset = None
+            self.waiting_for_keyframe = self.kind == "video"
+        seq_in = packet.sequence_number
+        if self._seq_offset is None:
             if self.waiting_for_keyframe:
-                if not frame.keyframe:
+                if not keyframe:
+                    if self.source is not None:
+                        self.source.request_keyframe()  # rate-limited there
                     return
                 self.waiting_for_keyframe = False
-        if len(self._queue) >= MAX_QUEUE[self.kind]:
-            # The sender fell behind: drop the backlog and restart from a keyframe.
-            logger.warning(
-                "slot %s: queue overflow, dropping %d frames", self.mid, len(self._queue)
-            )
-            self._queue.clear()
-            if self.kind == "video":
-                self._need_keyframe()
-                return
-        self._queue.append(frame)
-        self._wakeup.set()
-
-    def _need_keyframe(self) -> None:
-        self.waiting_for_keyframe = True
-        if self.source is not None:
-            self.source.request_keyframe()
+            self._seq_offset = (self._next_seq - seq_in) & 0xFFFF
+            self._ts_offset = (self._next_ts - packet.timestamp) & 0xFFFFFFFF
+            self._start_seq = seq_in
+            self._since_start = 0
+        elif self._since_start < START_GUARD_PACKETS:
+            self._since_start += 1
+            if (seq_in - self._start_seq) & 0xFFFF >= 0x8000:
+                return  # from before this start: its number is taken
+        seq = (seq_in + self._seq_offset) & 0xFFFF
+        ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        if not port.send(seq, ts, packet.marker, packet.payload, ntp, abs_time, audio_level):
+            return
+        if (seq - self._next_seq) & 0xFFFF < 0x8000:  # newest so far (not a late packet)
+            self._next_seq = (seq + 1) & 0xFFFF
+            self._next_ts = (ts + self._gap) & 0xFFFFFFFF
+        self.packets_out += 1
+        self.counters.packets_forwarded += 1
+        if packet.marker or self.kind == "audio":
+            self.frames_out += 1
+            self.counters.frames_forwarded += 1
 
     def on_keyframe_request(self) -> None:
         """PLI/FIR from the subscriber: forward it upstream (rate-limited there)."""
         if self.source is not None:
             self.source.request_keyframe()
 
-    def audio_level(self) -> int | None:
-        return self.last_audio_level
-
-    async def recv(self) -> av.Packet:
-        while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        if self.readyState != "live":
-            raise MediaStreamError
-        frame = self._queue.popleft()
-        if self._src_origin is None:
-            self._src_origin = frame.timestamp
-            self._out_base = self._out_ts + SWITCH_GAP[self.kind] if self.frames_out else 0
-        pts = self._out_base + frame.timestamp - self._src_origin
-        if pts < self._out_ts:  # never go backwards (reordered audio)
-            pts = self._out_ts
-        self._out_ts = pts
-        packet = av.Packet(frame.data)
-        packet.pts = pts
-        packet.time_base = self._time_base
-        self.last_audio_level = frame.audio_level
-        self.frames_out += 1
-        self.counters.frames_forwarded += 1
-        return packet
+    async def recv(self) -> None:  # type: ignore[override]
+        """Never yields: packets go out through `forward`; this parks aiortc's send loop."""
+        await self._stopped.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
         self.set_source(None)
         super().stop()
-        self._wakeup.set()
+        self._stopped.set()

@@ -59,7 +59,7 @@ class _Unwrapper:
         return result
 
 
-class _SsrcLock:
+class SsrcLock:
     """Accept one SSRC at a time; a new one only after the current fell silent."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
@@ -89,7 +89,7 @@ class AudioFramer:
         self, sink: Callable[[EncodedFrame], None], clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.sink = sink
-        self.lock = _SsrcLock(clock)
+        self.lock = SsrcLock(clock)
         self._reset()
         self.stale = 0
 
@@ -143,7 +143,7 @@ class VideoFramer:
         self.sink = sink
         self.is_keyframe = is_keyframe
         self.clock = clock
-        self.lock = _SsrcLock(clock)
+        self.lock = SsrcLock(clock)
         self._reset()
         self._discontinuity = False
         self.frames_dropped = 0

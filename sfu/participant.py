@@ -20,9 +20,8 @@ from .api import (
     SlotAssignment,
     Source,
 )
-from .codecs import keyframe_detector, parse_offer, restrict_codecs
+from .codecs import parse_offer, restrict_codecs
 from .forwarding import Counters, Publication, SlotTrack
-from .framing import AudioFramer, VideoFramer
 from .ice import announce_address, rtc_configuration
 from .relay_baseline import RelaySlotTrack, RelaySource
 
@@ -33,14 +32,11 @@ class _Inlet:
     """Receive tap target of one server receiver; forwards only while published."""
 
     def __init__(self) -> None:
-        self.framer: AudioFramer | VideoFramer | None = None
         self.publication: Publication | None = None
 
     def __call__(self, packet: RtpPacket) -> None:
-        if self.publication is None or self.framer is None:
-            return
-        self.publication.on_packet_ssrc(packet.ssrc)
-        self.framer.add(packet)
+        if self.publication is not None:
+            self.publication.on_rtp(packet)
 
 
 class _EventPump:
@@ -219,14 +215,7 @@ class Participant:
             transceiver.sender.replaceTrack(relay_track)
             self.slots[mid] = relay_track  # type: ignore[index]
             return
-        track = SlotTrack(kind, mid, self.counters)  # type: ignore[arg-type]
-        transceiver.sender.replaceTrack(track)
-        aiortc_hooks.hook_sender(
-            transceiver.sender,
-            track.on_keyframe_request,
-            track.audio_level if transceiver.kind == "audio" else None,
-        )
-        self.slots[transceiver.mid] = track  # type: ignore[index]
+        self.slots[mid] = SlotTrack.for_transceiver(transceiver, self.counters)  # type: ignore[index]
 
     def _update_publications(
         self, transceivers: dict[str, RTCRtpTransceiver], published: Mapping[str, Source]
@@ -248,17 +237,15 @@ class Participant:
             if inlet is None:
                 # the track event did not fire (receiver reused): tap is mandatory
                 raise NegotiationError("bad-track-map", f"mid {mid} has no receiver tap")
-            publication = Publication(self.id, source, kind, transceiver.receiver, self.counters)
-            inlet.publication = publication
-            inlet.framer = (
-                VideoFramer(
-                    self.settings.video_codec,
-                    publication.on_frame,
-                    keyframe_detector(self.settings.video_codec),
-                )
-                if kind == "video"
-                else AudioFramer(publication.on_frame)
+            publication = Publication(
+                self.id,
+                source,
+                kind,
+                transceiver.receiver,
+                self.counters,
+                self.settings.video_codec,
             )
+            inlet.publication = publication
             self.publications[source] = publication
             self.published_mids[mid] = source
             logger.info(
@@ -284,7 +271,6 @@ class Participant:
         inlet = self._inlets.get(mid)
         if inlet is not None:
             inlet.publication = None
-            inlet.framer = None
         publication.close()
         del self.publications[source]
         del self.published_mids[mid]

@@ -191,7 +191,7 @@ class TrackRecorder:
         if self.finished:
             return
         self.finished = True
-        self.publication.detach(self)  # type: ignore[arg-type]
+        self.publication.detach_frames(self)
         self.recording.writer.submit(self._close)
 
     def _close(self) -> None:
@@ -233,7 +233,7 @@ class RoomRecording:
             name = f"{base}-{n}.webm"
             recorder = TrackRecorder(self, publication, name)
             self.tracks[id(publication)] = recorder
-            publication.attach(recorder)  # type: ignore[arg-type]
+            publication.attach_frames(recorder)
 
     def announce(self, track: RecordedTrack) -> None:
         self._run(self.events.track_started(track))

@@ -1,4 +1,4 @@
-"""The `tertulia` command: serve, migrate, create-user."""
+"""The `tertulia` command: serve, migrate, create-user, loadtest."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ log = logging.getLogger("tertulia")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["loadtest"]:  # a client of a running server: no server settings
+        from client.loadtest.cli import main as loadtest
+
+        return loadtest(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     overrides = (
@@ -61,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true", help="make the user an administrator")
     create.add_argument("--password", help="password (default: read from standard input)")
     create.set_defaults(func=_create_user)
+
+    # handled in main() before parsing; listed here for --help
+    sub.add_parser("loadtest", help="join load bots to a meeting and report (see --help)")
     return parser
 
 
@@ -107,8 +115,18 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         log.info("Tertulia is running: open %s", settings.resolved_public_url)
         return app
 
-    web.run_app(build(), host=settings.host, port=settings.port, print=None)
+    web.run_app(build(), host=settings.host, port=settings.port, print=None, loop=_event_loop())
     return 0
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed: its C event loop and UDP transports cut the per-packet cost."""
+    try:
+        import uvloop
+    except ImportError:
+        log.info("uvloop not installed: using the standard asyncio event loop")
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _create_user(settings: Settings, args: argparse.Namespace) -> int:

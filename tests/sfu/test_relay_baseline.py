@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 
-from sfu import MediaServer, MediaSettings
+from sfu import MediaServer, MediaSettings, aiortc_hooks
 
 from .client import LOOPBACK, ClientPeer
 from .conftest import wait_for
 
 
-async def test_relay_baseline_decodes_and_re_encodes(clip):
+async def test_relay_baseline_decodes_and_re_encodes(clip, monkeypatch):
+    # decoders_started is process-wide: give this test's decoders back when it ends
+    monkeypatch.setattr(aiortc_hooks, "_decoders_started", aiortc_hooks._decoders_started)
     server = MediaServer(MediaSettings(ice_host_addresses=LOOPBACK, forwarding="relay"))
     a, b = ClientPeer(server, "room", "a", clip), ClientPeer(server, "room", "b", clip)
     try:
