@@ -350,7 +350,7 @@ class SenderPort:
         self._rtx_ssrc: int = sender._rtx_ssrc
         self._rtx_seq = random.randint(0, 0xFFFF)
         self._history: list[tuple[int, int, int, bytes, bytes] | None] = [None] * HISTORY_SIZE
-        sender._retransmit = self._retransmit  # type: ignore[method-assign]
+        sender._retransmit = self._retransmit  # type: ignore[method-assign,assignment]
 
     @classmethod
     def open(cls, sender: RTCRtpSender, payload_type: int) -> SenderPort | None:
@@ -444,7 +444,7 @@ class SenderPort:
 def open_sender_port(transceiver: RTCRtpTransceiver) -> SenderPort | None:
     """The port of a transceiver's sender, once negotiated and connected (else None)."""
     codecs = transceiver._codecs
-    if not codecs:
+    if not codecs or codecs[0].payloadType is None:
         return None
     return SenderPort.open(transceiver.sender, codecs[0].payloadType)
 

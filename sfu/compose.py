@@ -163,7 +163,7 @@ def _decode(track: TrackFile) -> Iterator[Any]:
                 packet = None
             try:
                 # packet None flushes the decoder: frames it still holds are not lost
-                yield from (packet.decode() if packet is not None else stream.decode(None))
+                yield from (packet.decode() if packet is not None else stream.decode(None))  # type: ignore[attr-defined]
             except av.FFmpegError as exc:
                 bad += 1
                 if bad <= 3:
@@ -254,7 +254,8 @@ def _plane(frame: VideoFrame, index: int) -> np.ndarray:
     """A yuv420p plane as a (height, width) view, without the line padding."""
     plane = frame.planes[index]
     w, h = (frame.width, frame.height) if index == 0 else (frame.width // 2, frame.height // 2)
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w]
+    rows = np.frombuffer(plane, np.uint8)  # type: ignore[call-overload]
+    return rows.reshape(-1, plane.line_size)[:h, :w]
 
 
 class _AudioSource(_Reader):

@@ -169,6 +169,7 @@ class TrackRecorder:
 
     def _open(self, size: tuple[int, int] | None) -> None:
         container = av.open(str(self.path), "w", format="webm", options=CONTAINER_OPTIONS)
+        stream: Any
         if self.kind == "video":
             stream = container.add_stream("libvpx", rate=30)
             stream.width, stream.height = size or (640, 480)

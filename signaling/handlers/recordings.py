@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -40,7 +41,7 @@ def recording_out(recording: Recording, started_by: User | None) -> RecordingOut
     return RecordingOut(**_fields(recording, started_by))
 
 
-def _fields(recording: Recording, started_by: User | None) -> dict[str, object]:
+def _fields(recording: Recording, started_by: User | None) -> dict[str, Any]:
     names = list(dict.fromkeys(t.display_name for t in recording.tracks))
     return {
         "id": recording.id,
@@ -179,7 +180,7 @@ async def get_recording(request: web.Request) -> web.Response:
             participant_id=t.participant_id,
             user_id=t.user_id,
             display_name=t.display_name,
-            kind=t.kind,
+            kind=t.kind,  # type: ignore[arg-type]
             source=t.source,  # type: ignore[arg-type]
             codec=t.codec,
             start_offset=t.start_offset,
