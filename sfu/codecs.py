@@ -33,6 +33,98 @@ def h264_is_keyframe(frame: bytes) -> bool:
     return any(t in (5, 7) for t in _annexb_nal_types(frame))
 
 
+class _BitReader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def bit(self) -> int:
+        byte = self.data[self.pos >> 3]
+        value = (byte >> (7 - (self.pos & 7))) & 1
+        self.pos += 1
+        return value
+
+    def bits(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            value = (value << 1) | self.bit()
+        return value
+
+    def ue(self) -> int:
+        """Unsigned Exp-Golomb code (H.264 7.2)."""
+        zeros = 0
+        while self.bit() == 0:
+            zeros += 1
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        code = self.ue()
+        return (code + 1) // 2 if code & 1 else -(code // 2)
+
+
+def _skip_scaling_list(reader: _BitReader, size: int) -> None:
+    last = next_ = 8
+    for _ in range(size):
+        if next_:
+            next_ = (last + reader.se() + 256) % 256
+        last = next_ or last
+
+
+def h264_dimensions(frame: bytes) -> tuple[int, int] | None:
+    """Width and height from the SPS of an Annex-B access unit (H.264 7.3.2.1), or None."""
+    start = frame.find(b"\x00\x00\x01")
+    while start >= 0 and start + 3 < len(frame) and frame[start + 3] & 0x1F != 7:
+        start = frame.find(b"\x00\x00\x01", start + 3)
+    if start < 0 or start + 3 >= len(frame):
+        return None
+    end = frame.find(b"\x00\x00\x01", start + 3)
+    rbsp = frame[start + 4 : end if end >= 0 else len(frame)].replace(b"\x00\x00\x03", b"\x00\x00")
+    try:
+        r = _BitReader(rbsp)
+        profile = r.bits(8)
+        r.bits(16)  # constraint flags, level
+        r.ue()  # seq_parameter_set_id
+        chroma_format = 1
+        if profile in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+            chroma_format = r.ue()
+            if chroma_format == 3:
+                r.bit()
+            r.ue()  # bit depth luma
+            r.ue()  # bit depth chroma
+            r.bit()
+            if r.bit():  # seq_scaling_matrix_present
+                for i in range(8 if chroma_format != 3 else 12):
+                    if r.bit():
+                        _skip_scaling_list(r, 16 if i < 6 else 64)
+        r.ue()  # log2_max_frame_num
+        poc_type = r.ue()
+        if poc_type == 0:
+            r.ue()
+        elif poc_type == 1:
+            r.bit()
+            r.se()
+            r.se()
+            for _ in range(r.ue()):
+                r.se()
+        r.ue()  # max_num_ref_frames
+        r.bit()
+        width_mbs = r.ue() + 1
+        height_units = r.ue() + 1
+        frame_mbs_only = r.bit()
+        if not frame_mbs_only:
+            r.bit()
+        r.bit()  # direct_8x8_inference
+        width, height = width_mbs * 16, height_units * 16 * (2 - frame_mbs_only)
+        if r.bit():  # frame_cropping
+            left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
+            crop_x = 2 if chroma_format in (1, 2) else 1
+            crop_y = (2 if chroma_format == 1 else 1) * (2 - frame_mbs_only)
+            width -= (left + right) * crop_x
+            height -= (top + bottom) * crop_y
+        return width, height
+    except IndexError:
+        return None
+
+
 def keyframe_detector(codec_name: str) -> Callable[[bytes], bool]:
     """The keyframe test for a video codec name ("VP8" or "H264")."""
     return vp8_is_keyframe if codec_name.upper() == "VP8" else h264_is_keyframe

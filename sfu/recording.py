@@ -1,8 +1,9 @@
 """Server-side recording: a subscriber inside the SFU that writes every published track to
 disk with PyAV, without re-encoding.
 
-Each published track gets a `TrackRecorder`, attached to its `Publication` like a
-subscriber slot. Frames are muxed as they are (VP8 / Opus into WebM) by one writer thread
+Each published track gets a `TrackRecorder`, attached to its `Publication` as a frame
+consumer. Frames are muxed as they are (VP8 / Opus into WebM, H.264 as Annex-B with its
+in-band parameter sets into Matroska) by one writer thread
 per recording, so file I/O never blocks the event loop. Files are written in Matroska's
 live mode and flushed packet by packet: if the process dies, what was written still plays.
 """
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 import av
 
 from .api import Kind, Source
+from .codecs import h264_dimensions
 from .forwarding import AUDIO_CLOCK, VIDEO_CLOCK, Publication
 from .framing import EncodedFrame
 
@@ -112,6 +114,7 @@ class TrackRecorder:
         self.recording = recording
         self.publication = publication
         self.kind = publication.kind
+        self.codec = recording.video_codec if self.kind == "video" else "opus"
         self.name = name
         self.path = recording.directory / name
         self.waiting_for_keyframe = publication.kind == "video"
@@ -154,24 +157,29 @@ class TrackRecorder:
     def _start(self, frame: EncodedFrame) -> None:
         self._first_ts = frame.timestamp
         offset = time.monotonic() - self.recording.started_monotonic
-        codec = "VP8" if self.kind == "video" else "opus"
         self.track = RecordedTrack(
             name=self.name,
             participant_id=self.publication.participant_id,
             source=self.publication.source,
             kind=self.kind,
-            codec=codec,
+            codec=self.codec,
             start_offset=round(offset, 3),
         )
-        size = vp8_dimensions(frame.data) if self.kind == "video" else None
+        size = None
+        if self.codec == "VP8":
+            size = vp8_dimensions(frame.data)
+        elif self.codec == "H264":
+            size = h264_dimensions(frame.data)
         self.recording.writer.submit(lambda: self._open(size))
         self.recording.announce(self.track)
 
     def _open(self, size: tuple[int, int] | None) -> None:
-        container = av.open(str(self.path), "w", format="webm", options=CONTAINER_OPTIONS)
+        container_format = "matroska" if self.codec == "H264" else "webm"
+        container = av.open(str(self.path), "w", format=container_format, options=CONTAINER_OPTIONS)
         stream: Any
         if self.kind == "video":
-            stream = container.add_stream("libvpx", rate=30)
+            # declared through its encoder (never used): the muxer only needs the parameters
+            stream = container.add_stream("libx264" if self.codec == "H264" else "libvpx", rate=30)
             stream.width, stream.height = size or (640, 480)
             stream.pix_fmt = "yuv420p"
         else:
@@ -210,9 +218,10 @@ class TrackRecorder:
 class RoomRecording:
     """Everything recorded in one room between start and stop."""
 
-    def __init__(self, directory: Path, events: RecordingEvents) -> None:
+    def __init__(self, directory: Path, events: RecordingEvents, video_codec: str = "VP8") -> None:
         self.directory = directory
         self.events = events
+        self.video_codec = video_codec
         self.started_monotonic = time.monotonic()
         self.tracks: dict[int, TrackRecorder] = {}
         self._loop = asyncio.get_running_loop()
@@ -231,7 +240,10 @@ class RoomRecording:
             base = f"{publication.participant_id}-{publication.source}"
             n = self._names.get(base, 0) + 1
             self._names[base] = n
-            name = f"{base}-{n}.webm"
+            extension = (
+                ".mkv" if publication.kind == "video" and self.video_codec == "H264" else ".webm"
+            )
+            name = f"{base}-{n}{extension}"
             recorder = TrackRecorder(self, publication, name)
             self.tracks[id(publication)] = recorder
             publication.attach_frames(recorder)

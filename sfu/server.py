@@ -87,11 +87,9 @@ class MediaServer:
     # ------------------------------------------------------------ recording
     def start_recording(self, room_id: str, directory: Path, events: RecordingEvents) -> None:
         """Record every track published in the room, now and until stop_recording()."""
-        if self.settings.video_codec != "VP8":
-            raise RecordingError("recording is supported for VP8 deployments only")
         if room_id in self._recordings:
             raise RecordingError("this room is already being recorded")
-        recording = RoomRecording(directory, events)
+        recording = RoomRecording(directory, events, self.settings.video_codec)
         self._recordings[room_id] = recording
         recording.sync(self._publications(room_id))
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from sfu import RecordedTrack
+from sfu import MediaServer, MediaSettings, RecordedTrack
+from sfu.codecs import h264_dimensions
 from sfu.recording import probe_track_file
+from sfu.synthetic import load_clip
 
-from .client import ClientPeer
+from .client import LOOPBACK, ClientPeer
 from .conftest import wait_for
 
 
@@ -107,3 +110,52 @@ async def test_write_error_stops_cleanly_and_keeps_other_rooms(server, clip, tmp
 
 class _Z:
     frames = 0
+
+
+async def test_h264_deployment_records_matroska(pytestconfig, tmp_path):
+    h264 = load_clip(pytestconfig.cache.mkdir("sfu-test-media"), "H264")
+    server = MediaServer(MediaSettings(ice_host_addresses=LOOPBACK, video_codec="H264"))
+    a, b = ClientPeer(server, "room", "a", h264), ClientPeer(server, "room", "b", h264)
+    try:
+        await a.join()
+        await b.join()
+        await wait_for(lambda: (a.probe_for("b", "camera") or _Z).frames > 5, 10, "media flowing")
+        manifest = Manifest()
+        server.start_recording("room", tmp_path / "rec", manifest)
+        await asyncio.sleep(2.5)
+        summary = await server.stop_recording("room")
+    finally:
+        await a.close()
+        await b.close()
+        await server.close()
+    assert summary is not None and summary.error is None
+    by_name = {s.track.name: s for s in summary.tracks}
+    assert set(by_name) == {
+        "a-camera-1.mkv",
+        "b-camera-1.mkv",
+        "a-microphone-1.webm",
+        "b-microphone-1.webm",
+    }
+    for name in ("a-camera-1.mkv", "b-camera-1.mkv"):
+        track = by_name[name]
+        assert track.track.codec == "H264"
+        frames, size, span = decode(tmp_path / "rec" / name)
+        assert size == (640, 480)
+        assert abs(frames - 30 * span) <= 0.1 * 30 * span + 3, (name, frames, span)
+        assert span > 1.5
+        with av.open(str(tmp_path / "rec" / name)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264"
+            assert (stream.width, stream.height) == (640, 480)  # from the SPS
+
+
+def test_h264_dimensions_from_sps():
+    for width, height in ((640, 480), (1280, 720), (1920, 1080), (362, 202)):
+        ctx = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.time_base = Fraction(1, 30)
+        ctx.options = {"x264-params": "repeat-headers=1"}
+        frame = av.VideoFrame(width, height, "yuv420p")
+        data = b"".join(bytes(p) for p in ctx.encode(frame) + ctx.encode(None))
+        assert h264_dimensions(data) == (width, height)
+    assert h264_dimensions(b"\x00\x00\x01\x65\x88") is None  # no SPS
