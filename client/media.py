@@ -17,6 +17,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
@@ -28,6 +29,9 @@ from sfu.synthetic import Clip, ClipTrack
 log = logging.getLogger(__name__)
 
 Negotiate = Callable[[str, Mapping[str, Source]], Awaitable[str]]
+# What a published source sends, and what watches a receive slot (load bots swap both).
+TrackFactory = Callable[[Clip, Source], ClipTrack]
+ProbeFactory = Callable[[RTCRtpReceiver, str, str, str], ReceiveProbe]  # receiver, mid, kind, codec
 MIC_LEVEL = 42  # RFC 6464 level the synthetic microphone announces (a browser would measure)
 SOURCE_KIND = {"microphone": "audio", "camera": "video", "screen": "video"}
 
@@ -48,6 +52,14 @@ async def wait_connected(pc: RTCPeerConnection, timeout: float = 10) -> None:
         pc.remove_listener("connectionstatechange", on_change)
 
 
+def _clip_track(clip: Clip, source: Source) -> ClipTrack:
+    return ClipTrack(clip, SOURCE_KIND[source])
+
+
+def _receive_probe(receiver: RTCRtpReceiver, _mid: str, kind: str, codec: str) -> ReceiveProbe:
+    return ReceiveProbe(receiver, kind, codec)
+
+
 class MediaPeer:
     def __init__(
         self,
@@ -56,8 +68,12 @@ class MediaPeer:
         *,
         ice_host_addresses: tuple[str, ...] = (),
         ice_servers: list | None = None,  # type: ignore[type-arg]
+        track_factory: TrackFactory | None = None,
+        probe_factory: ProbeFactory | None = None,
     ) -> None:
         self.clip = clip
+        self._track_factory = track_factory or _clip_track
+        self._probe_factory = probe_factory or _receive_probe
         self._negotiate = negotiate
         self.ice_host_addresses = ice_host_addresses
         self.pc = RTCPeerConnection(
@@ -77,7 +93,7 @@ class MediaPeer:
     # --- publishing ---------------------------------------------------------------------
     def add_source(self, source: Source) -> None:
         """Publish a clip track as `source`; takes effect with the next offer."""
-        track = ClipTrack(self.clip, SOURCE_KIND[source])
+        track = self._track_factory(self.clip, source)
         self.tracks[source] = track
         idle = self._senders.get(source)
         if idle is not None:  # reuse the transceiver this source had before
@@ -142,9 +158,10 @@ class MediaPeer:
     # --- receiving ----------------------------------------------------------------------
     def _on_track(self, track) -> None:  # type: ignore[no-untyped-def]
         for transceiver in self.pc.getTransceivers():
-            if transceiver.receiver.track is track and transceiver.mid not in self.probes:
-                self.probes[transceiver.mid] = ReceiveProbe(
-                    transceiver.receiver, transceiver.kind, self.clip.codec
+            mid = transceiver.mid
+            if transceiver.receiver.track is track and mid is not None and mid not in self.probes:
+                self.probes[mid] = self._probe_factory(
+                    transceiver.receiver, mid, transceiver.kind, self.clip.codec
                 )
 
     def probe_for(self, participant_id: str, source: Source) -> ReceiveProbe | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from client.media import MediaPeer
+from client.media import MediaPeer, ProbeFactory, TrackFactory
 from client.signaling import Event, SignalingClient
 from sfu import SlotAssignment, Source
 from sfu.synthetic import Clip
@@ -21,10 +21,14 @@ class Participant:
         clip: Clip,
         *,
         ice_host_addresses: tuple[str, ...] = (),
+        track_factory: TrackFactory | None = None,
+        probe_factory: ProbeFactory | None = None,
     ) -> None:
         self.signaling = SignalingClient(base_url, room_id, token)
         self.clip = clip
         self.ice_host_addresses = ice_host_addresses
+        self._track_factory = track_factory
+        self._probe_factory = probe_factory
         self.media: MediaPeer | None = None
 
     @property
@@ -43,6 +47,8 @@ class Participant:
             self._negotiate,
             ice_host_addresses=self.ice_host_addresses,
             ice_servers=[],
+            track_factory=self._track_factory,
+            probe_factory=self._probe_factory,
         )
         self.signaling.on("renegotiate", self._on_renegotiate)
         self.signaling.on("tracks", self._on_tracks)

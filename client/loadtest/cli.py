@@ -1,0 +1,234 @@
+"""`tertulia loadtest`: join K bots to a meeting on a running server and report what they get.
+
+Progress goes to standard error; the report (text, or JSON with `--json`) to standard output.
+Exit status: 0 when every bot joined and every stream delivered media, 1 otherwise, 2 for
+bad options or an unreachable server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from sfu.synthetic import load_clip
+
+from .accounts import Api, ApiError, BotAccounts, create_bot_accounts, read_tokens
+from .report import build_report, format_report
+from .runner import LoadTest, LoadTestError, Plan, Progress
+
+log = logging.getLogger("tertulia.loadtest")
+PASSWORD_ENV = "TERTULIA_LOADTEST_PASSWORD"
+
+
+def default_clip_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tertulia"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tertulia loadtest",
+        description="Join K load bots to a meeting on a running Tertulia server; each publishes "
+        "a pre-encoded 640x480@30 VP8 + Opus clip and receives everyone else without decoding.",
+    )
+    p.add_argument("--url", default="http://127.0.0.1:8080", help="server base URL")
+    p.add_argument("--room", help="room id of an existing meeting (default: create one)")
+    p.add_argument("--admin-email", help="an administrator, to create the bot accounts")
+    p.add_argument(
+        "--admin-password",
+        help=f"the administrator's password (default: ${PASSWORD_ENV}, else standard input)",
+    )
+    p.add_argument("--tokens-file", type=Path, help="sign-in tokens for the bots, one per line")
+    p.add_argument("-k", "--bots", type=int, default=4, help="number of bots (default 4)")
+    p.add_argument("--duration", type=float, default=20.0, help="measured seconds (default 20)")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default 5)")
+    p.add_argument("--processes", type=int, default=1, help="bot processes (default 1)")
+    p.add_argument(
+        "--ice-host",
+        default="127.0.0.1",
+        help="comma-separated local addresses the bots gather ICE candidates on "
+        "(default 127.0.0.1; empty: every non-loopback interface)",
+    )
+    p.add_argument("--join-interval", type=float, default=0.2, help="seconds between joins")
+    p.add_argument(
+        "--mesh-timeout",
+        type=float,
+        default=30.0,
+        help="longest wait for every bot to receive every other before warming up (default 30)",
+    )
+    p.add_argument("--cpus", help="pin the bot processes to these CPUs, e.g. 1 or 2,3")
+    p.add_argument("--decode-sample", action="store_true", help="bot-1 decodes what it received")
+    p.add_argument("--clip-dir", type=Path, default=None, help="cache of the encoded clip")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-streams", action="store_true", help="text report without per-stream rows")
+    p.add_argument("--keep", action="store_true", help="keep the meeting open and the bot accounts")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    return p
+
+
+class ProgressLine:
+    """One status line on standard error: rewritten in place on a terminal, logged otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr, every: float = 5.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = every
+        self.phase = "starting"
+        self._last = 0.0
+        self._width = 0
+
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
+
+    def update(self, progress: Progress) -> None:
+        text = self.render(progress)
+        if self.tty:
+            pad = max(0, self._width - len(text))
+            self.stream.write("\r" + text + " " * pad)
+            self.stream.flush()
+            self._width = len(text)
+        elif time.monotonic() - self._last >= self.every:
+            self._last = time.monotonic()
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def render(self, progress: Progress) -> str:
+        video = progress.video_rates
+        audio = progress.audio_rates
+        expected = progress.joined * (progress.joined - 1)
+        parts = [
+            self.phase,
+            f"joined {progress.joined}/{progress.bots}"
+            + (f" ({progress.failed} failed)" if progress.failed else ""),
+            f"video {sum(1 for r in video if r > 0)}/{expected} streams",
+        ]
+        if video:
+            parts.append(f"{sum(video) / len(video):.1f} fps mean, {min(video):.0f} min")
+        if audio:
+            parts.append(f"audio {sum(audio) / len(audio):.0f} pps")
+        parts.append(f"bots CPU {progress.cpu_percent:.0f}%")
+        return " | ".join(parts)
+
+    def done(self) -> None:
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+async def _accounts(api: Api, args: argparse.Namespace) -> BotAccounts:
+    if args.tokens_file:
+        tokens = read_tokens(args.tokens_file)
+        if len(tokens) < args.bots:
+            raise LoadTestError(f"{args.tokens_file} has {len(tokens)} tokens for {args.bots} bots")
+        return BotAccounts(tokens[: args.bots])
+    if not args.admin_email:
+        raise LoadTestError("give --admin-email (to create bot accounts) or --tokens-file")
+    password = args.admin_password or os.environ.get(PASSWORD_ENV)
+    if password is None:
+        password = sys.stdin.readline().rstrip("\n")
+    admin = await api.login(args.admin_email, password)
+    return await create_bot_accounts(api, admin, args.bots)
+
+
+async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    display = ProgressLine()
+    clip_dir = args.clip_dir or default_clip_dir()
+    await asyncio.to_thread(load_clip, clip_dir, "VP8", 10.0)  # encode once, before the bots
+    async with Api(args.url) as api:
+        accounts = await _accounts(api, args)
+        host_token = accounts.admin_token or accounts.tokens[0]
+        room = args.room or await api.create_meeting(
+            host_token, f"Load test ({args.bots} bots)", args.bots
+        )
+        plan = Plan(
+            base_url=args.url,
+            room_id=room,
+            tokens=tuple(accounts.tokens),
+            processes=args.processes,
+            ice_host_addresses=tuple(a for a in args.ice_host.split(",") if a.strip()),
+            clip_dir=clip_dir,
+            decode_sample=args.decode_sample,
+            join_interval=args.join_interval,
+            cpus=tuple(int(c) for c in args.cpus.split(",")) if args.cpus else (),
+            log_level="INFO" if args.verbose else "WARNING",
+        )
+        try:
+            report = await _measure(plan, args, display)
+        finally:
+            display.done()
+            if not args.keep:
+                if not args.room:
+                    with contextlib.suppress(ApiError, aiohttp.ClientError):
+                        await api.end_meeting(host_token, room)
+                await accounts.disable(api)
+    report = {
+        "url": args.url,
+        "room_id": room,
+        "warmup_s": args.warmup,
+        **report,
+    }
+    if args.json:
+        out.write(json.dumps(report, indent=2) + "\n")
+    else:
+        out.write(format_report(report, streams=not args.no_streams) + "\n")
+    video = report["totals"]["video"]
+    complete = (
+        all(p["error"] is None for p in report["participants"])
+        and report["bots"] == args.bots
+        and video["receiving"] == video["streams"]
+        and report["totals"]["audio"]["receiving"] == report["totals"]["audio"]["streams"]
+    )
+    return 0 if complete else 1
+
+
+async def _measure(plan: Plan, args: argparse.Namespace, display: ProgressLine) -> dict[str, Any]:
+    async with LoadTest(plan, on_progress=display.update) as test:
+        display.set_phase("joining")
+        joined = await test.wait_joined(timeout=30 + len(plan.tokens) * plan.join_interval)
+        display.set_phase("waiting for media")
+        if not await test.wait_mesh(args.mesh_timeout):
+            log.warning("not every bot receives every other after %.0f s", args.mesh_timeout)
+        display.set_phase(f"warming up {args.warmup:.0f} s")
+        await asyncio.sleep(args.warmup)
+        display.set_phase(f"measuring {args.duration:.0f} s")
+        windows = await test.window(args.duration)
+        display.set_phase("leaving")
+        finals = await test.stop()
+    return build_report(windows, joined, finals)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.bots < 2:
+        sys.stderr.write("tertulia loadtest: --bots must be at least 2\n")
+        return 2
+    try:
+        return asyncio.run(run(args))
+    except (LoadTestError, ApiError) as exc:
+        sys.stderr.write(f"tertulia loadtest: {exc}\n")
+        return 2
+    except aiohttp.ClientError as exc:
+        sys.stderr.write(f"tertulia loadtest: cannot reach {args.url}: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

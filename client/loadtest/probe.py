@@ -1,0 +1,188 @@
+"""A load bot's receive slot: counts per publisher, loss, first frame, latency; no decoding.
+
+Built on `sfu.probe.ReceiveProbe` (same receiver tap, same browser-like keyframe requests
+after a loss, same decodable sample) but it keeps counters instead of per-frame lists, so
+memory stays flat over a long run, and it attributes every packet to the publisher the
+`tracks` event assigned to the slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
+
+from sfu.framing import EncodedFrame
+from sfu.probe import ReceiveProbe
+from sfu.synthetic import Clip
+
+from .media import ClipIndex, ClipSchedule
+from .stats import Histogram
+
+SlotOwners = Mapping[str, tuple[str, str]]  # mid -> (publisher participant id, source)
+_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
+log = logging.getLogger(__name__)
+
+
+def skip_bandwidth_estimation(receiver: RTCRtpReceiver) -> bool:
+    """Switch off aiortc's receive-side bandwidth estimator (REMB) on a bot's receiver.
+
+    It is the largest single cost of a bot (about a sixth of its CPU, in Python, on every
+    video packet), and the server ignores subscribers' REMB, so a bot gains nothing from
+    it; a browser does the same work in C++. Private aiortc state: if it moved, the
+    estimator stays on (the bot only gets more expensive) and this returns False.
+    """
+    if getattr(receiver, _ESTIMATOR, "missing") == "missing":
+        log.warning("aiortc changed: cannot switch off the bots' bandwidth estimator")
+        return False
+    setattr(receiver, _ESTIMATOR, None)
+    return True
+
+
+@dataclass
+class StreamCounters:
+    """Cumulative figures of one (publisher, source) as seen on one receive slot."""
+
+    publisher: str
+    source: str
+    kind: str
+    schedule: ClipSchedule | None
+    packets: int = 0
+    bytes: int = 0
+    frames: int = 0
+    keyframes: int = 0
+    discontinuities: int = 0
+    identified: int = 0  # video frames byte-identical to a frame of the clip
+    first_seq: int | None = None
+    last_seq: int = 0  # highest unwrapped sequence number
+    first_packet_at: float | None = None
+    first_frame_at: float | None = None
+    latency: Histogram = field(default_factory=Histogram)
+
+    @property
+    def expected_packets(self) -> int:
+        return 0 if self.first_seq is None else self.last_seq - self.first_seq + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "publisher": self.publisher,
+            "source": self.source,
+            "kind": self.kind,
+            "packets": self.packets,
+            "expected_packets": self.expected_packets,
+            "bytes": self.bytes,
+            "frames": self.frames,
+            "keyframes": self.keyframes,
+            "discontinuities": self.discontinuities,
+            "identified": self.identified,
+            "first_frame_at": self.first_frame_at,
+            "latency": self.latency.copy(),
+        }
+
+
+class StreamProbe(ReceiveProbe):
+    """Taps one receive slot; figures are kept per publisher the slot carried."""
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        mid: str,
+        kind: str,
+        clip: Clip,
+        owners: SlotOwners,
+        index: ClipIndex,
+    ) -> None:
+        super().__init__(receiver, kind, clip.codec)
+        skip_bandwidth_estimation(receiver)
+        self.mid = mid
+        self.clip = clip
+        self.owners = owners
+        self.index = index
+        self.streams: dict[tuple[str, str], StreamCounters] = {}
+        self.unassigned_packets = 0
+        self._owner: tuple[str, str] | None = None
+        self._current: StreamCounters | None = None
+        self._seq_base = 0  # unwrapping of the 16-bit sequence number
+        self._seq_last: int | None = None
+
+    def _stream(self) -> StreamCounters | None:
+        owner = self.owners.get(self.mid)
+        if owner != self._owner:
+            self._owner = owner
+            self._current = None
+            if owner is not None:
+                current = self.streams.get(owner)
+                if current is None:
+                    schedule = (
+                        ClipSchedule.for_participant(self.clip, owner[0])
+                        if self.kind == "video"
+                        else None
+                    )
+                    current = StreamCounters(owner[0], owner[1], self.kind, schedule)
+                    self.streams[owner] = current
+                self._current = current
+        return self._current
+
+    def _unwrap(self, seq: int) -> int:
+        if self._seq_last is None:
+            self._seq_last = seq
+            return seq
+        last = self._seq_last
+        delta = (seq - (last & 0xFFFF)) & 0xFFFF
+        if delta >= 0x8000:
+            return last + delta - 0x10000  # older (reordered / retransmitted)
+        self._seq_last = last + delta
+        return self._seq_last
+
+    def _on_packet(self, packet: RtpPacket) -> None:
+        stream = self._stream()
+        seq = self._unwrap(packet.sequence_number)
+        if stream is None:
+            self.unassigned_packets += 1
+        else:
+            stream.packets += 1
+            if stream.first_seq is None:
+                stream.first_seq = seq
+                stream.first_packet_at = time.time()
+                stream.last_seq = seq
+            elif seq > stream.last_seq:
+                stream.last_seq = seq
+            if self.kind == "audio":  # one Opus packet is one frame: no framer needed
+                stream.frames += 1
+                stream.bytes += len(packet.payload)
+                if stream.first_frame_at is None:
+                    stream.first_frame_at = stream.first_packet_at
+                return
+        super()._on_packet(packet)
+
+    def _on_frame(self, frame: EncodedFrame) -> None:
+        stream = self._current
+        if stream is None:
+            return
+        now = time.time()
+        stream.frames += 1
+        stream.bytes += len(frame.data)
+        if stream.first_frame_at is None:
+            stream.first_frame_at = now
+        index = self.index.lookup(frame.data)
+        if index is not None:
+            stream.identified += 1
+            if stream.schedule is not None:
+                stream.latency.add(max(0.0, stream.schedule.latency(index, now)) * 1000)
+        # browser-like decoder state (from ReceiveProbe): ask for a keyframe after a loss
+        if frame.keyframe:
+            stream.keyframes += 1
+            self._decodable = True
+            self._sample = [frame.data]
+        elif frame.discontinuity or not self._decodable:
+            if frame.discontinuity:
+                stream.discontinuities += 1
+            self._decodable = False
+            self._request_keyframe()
+        elif len(self._sample) < 15:
+            self._sample.append(frame.data)

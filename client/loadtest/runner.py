@@ -1,0 +1,251 @@
+"""Coordinates bot processes: start them, wait for the mesh, measure windows, stop.
+
+Used by `tertulia loadtest` and by `bench/capacity.py`. The bots never run in this
+process: each worker process (`client.loadtest.worker`) runs its share on one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    base_url: str
+    room_id: str
+    tokens: tuple[str, ...]
+    processes: int = 1
+    ice_host_addresses: tuple[str, ...] = ("127.0.0.1",)
+    clip_dir: Path = Path(".")
+    clip_seconds: float = 10.0
+    codec: str = "VP8"
+    decode_sample: bool = False
+    join_interval: float = 0.2
+    cpus: tuple[int, ...] = ()
+    log_level: str = "WARNING"
+
+
+@dataclass
+class Progress:
+    """The latest state of every worker, for a live display."""
+
+    bots: int
+    joined: int = 0
+    failed: int = 0
+    video_rates: list[float] = field(default_factory=list)
+    audio_rates: list[float] = field(default_factory=list)
+    cpu_percent: float = 0.0
+
+
+@dataclass
+class Joined:
+    bot: int
+    participant_id: str | None = None
+    join_started_at: float | None = None
+    joined_at: float | None = None
+    error: str | None = None
+    process: int = 0
+
+
+class LoadTestError(RuntimeError):
+    pass
+
+
+class _WorkerProcess:
+    def __init__(self, number: int, process: asyncio.subprocess.Process) -> None:
+        self.number = number
+        self.process = process
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.progress: dict[str, Any] = {}
+        self.reader: asyncio.Task[None] | None = None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(message) + "\n").encode())
+        await self.process.stdin.drain()
+
+
+class LoadTest:
+    """`async with LoadTest(plan) as test:` starts the bot processes; leaving stops them."""
+
+    def __init__(self, plan: Plan, on_progress: Callable[[Progress], None] | None = None) -> None:
+        if not plan.tokens:
+            raise LoadTestError("no bot tokens")
+        self.plan = plan
+        self.on_progress = on_progress
+        self.workers: list[_WorkerProcess] = []
+        self.joined: dict[int, Joined] = {}
+        self.progress = Progress(bots=len(plan.tokens))
+        self._windows = 0
+        self._final: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> LoadTest:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self.workers]
+
+    async def start(self) -> None:
+        plan = self.plan
+        processes = max(1, min(plan.processes, len(plan.tokens)))
+        t0 = time.time() + 0.5
+        shares: list[list[dict[str, Any]]] = [[] for _ in range(processes)]
+        for n, token in enumerate(plan.tokens, start=1):
+            shares[(n - 1) % processes].append(
+                {"number": n, "token": token, "join_at": t0 + (n - 1) * plan.join_interval}
+            )
+        for number, bots in enumerate(shares):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "client.loadtest.worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=64 * 1024 * 1024,
+            )
+            worker = _WorkerProcess(number, process)
+            worker.reader = asyncio.create_task(self._read(worker))
+            self.workers.append(worker)
+            await worker.send(
+                {
+                    "base_url": plan.base_url,
+                    "room_id": plan.room_id,
+                    "bots": bots,
+                    "clip_dir": str(plan.clip_dir),
+                    "clip_seconds": plan.clip_seconds,
+                    "codec": plan.codec,
+                    "ice_host_addresses": list(plan.ice_host_addresses),
+                    "decode_sample": plan.decode_sample and number == 0,
+                    "cpus": list(plan.cpus),
+                    "log_level": plan.log_level,
+                }
+            )
+
+    async def _read(self, worker: _WorkerProcess) -> None:
+        assert worker.process.stdout is not None
+        try:
+            while line := await worker.process.stdout.readline():
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    log.warning("bot process %d: %s", worker.number, line.decode(errors="replace"))
+                    continue
+                kind = event.get("event")
+                if kind == "progress":
+                    worker.progress = event
+                    self._update_progress()
+                elif kind in ("joined", "join-failed"):
+                    self.joined[event["bot"]] = Joined(
+                        bot=event["bot"],
+                        participant_id=event.get("participant_id"),
+                        join_started_at=event.get("join_started_at"),
+                        joined_at=event.get("joined_at"),
+                        error=event.get("error"),
+                        process=worker.number,
+                    )
+                    self._update_progress()
+                else:
+                    await worker.events.put(event)
+        finally:
+            await worker.events.put({"event": "exit", "code": await worker.process.wait()})
+
+    def _update_progress(self) -> None:
+        progress = Progress(bots=len(self.plan.tokens))
+        progress.joined = sum(1 for j in self.joined.values() if j.error is None)
+        progress.failed = sum(1 for j in self.joined.values() if j.error is not None)
+        for worker in self.workers:
+            progress.video_rates += worker.progress.get("video_rates", [])
+            progress.audio_rates += worker.progress.get("audio_rates", [])
+            progress.cpu_percent += worker.progress.get("cpu_percent", 0.0)
+        self.progress = progress
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+    async def wait_joined(self, timeout: float) -> list[Joined]:
+        """Until every bot joined or failed; raises if none joined."""
+        deadline = time.monotonic() + timeout
+        while len(self.joined) < len(self.plan.tokens):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        ok = [j for j in self.joined.values() if j.error is None]
+        if not ok:
+            errors = sorted({j.error or "" for j in self.joined.values()}) or ["timed out"]
+            raise LoadTestError(f"no bot could join: {'; '.join(errors)}")
+        return sorted(self.joined.values(), key=lambda j: j.bot)
+
+    async def wait_mesh(self, timeout: float) -> bool:
+        """Until every joined bot receives video from every other one (True), or timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            joined = self.progress.joined
+            video = [r for r in self.progress.video_rates if r > 0]
+            if joined and len(video) >= joined * (joined - 1):
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
+    def _check_alive(self) -> None:
+        for worker in self.workers:
+            if worker.process.returncode is not None:
+                raise LoadTestError(
+                    f"bot process {worker.number} exited with {worker.process.returncode}"
+                )
+
+    async def window(self, seconds: float) -> list[dict[str, Any]]:
+        """Measure one window in every worker at once; the workers' raw window events."""
+        self._windows += 1
+        number = self._windows
+        for worker in self.workers:
+            await worker.send({"cmd": "window", "id": number, "seconds": seconds})
+        return [await self._expect(worker, "window", seconds + 30) for worker in self.workers]
+
+    async def stop(self) -> list[dict[str, Any]]:
+        """Stop the bots (they leave the meeting); the workers' `final` events."""
+        if self._final:
+            return self._final
+        for worker in self.workers:
+            with contextlib.suppress(ConnectionError):
+                await worker.send({"cmd": "stop"})
+        self._final = [await self._expect(worker, "final", 60) for worker in self.workers]
+        return self._final
+
+    async def _expect(self, worker: _WorkerProcess, kind: str, timeout: float) -> dict[str, Any]:
+        while True:
+            event = await asyncio.wait_for(worker.events.get(), timeout)
+            if event["event"] == kind:
+                return event
+            if event["event"] == "exit":
+                raise LoadTestError(f"bot process {worker.number} exited with {event['code']}")
+
+    async def close(self) -> None:
+        for worker in self.workers:
+            if worker.process.stdin is not None and not worker.process.stdin.is_closing():
+                worker.process.stdin.close()
+        for worker in self.workers:
+            try:
+                await asyncio.wait_for(worker.process.wait(), 20)
+            except TimeoutError:
+                log.warning("bot process %d did not exit; killing it", worker.number)
+                worker.process.kill()
+                await worker.process.wait()
+            if worker.reader is not None:
+                await asyncio.gather(worker.reader, return_exceptions=True)
