@@ -197,7 +197,11 @@ class Machine:
         return others, cores
 
     async def wait_quiet(self, threshold: float, longest: float, sample_s: float = 3.0) -> float:
-        """Wait until others use < threshold % of a core over `sample_s`; returns the wait."""
+        """Wait until others use < threshold % of a core over `sample_s`; returns the wait.
+
+        `longest` 0 does not wait at all (windows are still checked and flagged)."""
+        if longest <= 0:
+            return 0.0
         start = time.monotonic()
         while True:
             before = self.sample()
@@ -495,6 +499,7 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]:
         help="stop a sweep after a K whose worst stream got less than this share of the frames",
     )
     p.add_argument("--data-dir", type=Path, help="server data (default: a temporary directory)")
+    p.add_argument("--clip-dir", type=Path, help="cache of the encoded clip")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -512,7 +517,7 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]:
         quiet_wait=args.quiet_wait,
         stop_below=args.stop_below,
         data_dir=args.data_dir,
-        clip_dir=default_clip_dir(),
+        clip_dir=args.clip_dir or default_clip_dir(),
     )
     return args, opts
 

@@ -132,7 +132,11 @@ def build_report(
             "event_loop_lag_ms": loop_lag.summary(),
         },
         "streams": streams,
-        "decoded_sample": [d for final in finals for d in final.get("decoded", [])],
+        "decoded_sample": [
+            {**d, **{k: names.get(d[k], d[k]) for k in ("subscriber", "publisher") if k in d}}
+            for final in finals
+            for d in final.get("decoded", [])
+        ],
     }
 
 
