@@ -85,7 +85,7 @@ class MediaPeer:
         self.slots: list[SlotAssignment] = []
         self.published: dict[str, Source] = {}
         self.offers = 0
-        self._senders: dict[str, RTCRtpTransceiver] = {}
+        self._senders: dict[Source, RTCRtpTransceiver] = {}
         self._pending = {"audio": 0, "video": 0}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()

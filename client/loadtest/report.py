@@ -82,10 +82,10 @@ def build_report(
         send_lag.merge(Histogram.from_json(window["send_lag"]))
         loop_lag.merge(Histogram.from_json(window["loop_lag"]))
     seconds = max((w["seconds"] for w in windows), default=0.0)
-    packets = sum(s["packets"] for w in windows for s in w["streams"])
     cpu = [
         {"pid": w["pid"], "percent": _r(w["cpu_seconds"] / w["seconds"] * 100, 1)} for w in windows
     ]
+    packets = sum(s["packets"] for s in streams)  # bot-to-bot streams only
     video = [s for s in streams if s["kind"] == "video"]
     audio = [s for s in streams if s["kind"] == "audio"]
     first = [s["join_to_first_frame_s"] for s in video if s["join_to_first_frame_s"] is not None]
