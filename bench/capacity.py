@@ -72,6 +72,7 @@ class Window:
     server_cpu: float  # % of one core
     server_rss_mb: float
     bots_cpu: float
+    bots_peak: float  # highest 1 s bots' CPU in the window
     others_cpu: float  # % of one core used by everything else on the machine
     core_busy: dict[str, float]
     report: dict[str, Any]
@@ -86,6 +87,9 @@ class Row:
     first_frame: dict[str, Any] = field(default_factory=dict)
     decoded: list[dict[str, Any]] = field(default_factory=list)
     quiet_wait_s: float = 0.0
+    join_peak: float = 0.0  # highest 1 s bots' CPU while joining and warming up
+    mesh_complete: bool = True
+    bots_cores: float = 1.0  # how much CPU the bot processes can use, in cores
     error: str | None = None
 
     def used(self) -> list[Window]:
@@ -114,8 +118,14 @@ class Row:
         elif any(w.disturbed for w in self.windows):
             flags.append(f"{sum(w.disturbed for w in self.windows)} window(s) disturbed, retried")
         bots = self.med(lambda w: w.bots_cpu)
-        if bots is not None and bots >= 90:
-            flags.append("bots saturated")
+        capacity = 100 * self.bots_cores
+        peak = max((w.bots_peak for w in self.windows), default=0.0)
+        if (bots is not None and bots >= 0.9 * capacity) or peak >= 0.95 * capacity:
+            flags.append(f"bots saturated (peak {peak:.0f}%)")
+        elif self.join_peak >= 0.95 * capacity:
+            flags.append(f"bots saturated while joining (peak {self.join_peak:.0f}%)")
+        if not self.mesh_complete:
+            flags.append("mesh incomplete after 30 s")
         if server is not None and server >= 95:
             flags.append("server saturated")
         return {
@@ -125,6 +135,8 @@ class Row:
             "server_cpu_percent": _r(server, 1),
             "server_rss_mb": _r(self.med(lambda w: w.server_rss_mb), 0),
             "bots_cpu_percent": _r(bots, 1),
+            "bots_cpu_peak_percent": _r(peak, 1),
+            "bots_cpu_join_peak_percent": _r(self.join_peak, 1),
             "others_cpu_percent": _r(self.med(lambda w: w.others_cpu), 1),
             "video_fps_mean": _r(self.med(lambda w: w.report["totals"]["video"]["rate_mean"]), 2),
             "video_fps_min": _r(self.med(lambda w: w.report["totals"]["video"]["rate_min"]), 2),
@@ -152,6 +164,7 @@ class Row:
                     "seconds": round(w.seconds, 2),
                     "server_cpu_percent": round(w.server_cpu, 1),
                     "bots_cpu_percent": round(w.bots_cpu, 1),
+                    "bots_cpu_peak_percent": round(w.bots_peak, 1),
                     "others_cpu_percent": round(w.others_cpu, 1),
                     "core_busy_percent": w.core_busy,
                     "video_fps_mean": w.report["totals"]["video"]["rate_mean"],
@@ -238,6 +251,7 @@ async def measure_k(
     opts: Options,
 ) -> Row:
     row = Row(mode, k)
+    row.bots_cores = min(opts.processes, len(os.sched_getaffinity(0)))
     machine = Machine([server.pid, os.getpid()])
     row.quiet_wait_s = await machine.wait_quiet(opts.quiet_threshold, opts.quiet_wait)
     room = await api.create_meeting(admin, f"capacity {mode} K={k}", k)
@@ -254,7 +268,9 @@ async def measure_k(
             joined = await test.wait_joined(timeout=30 + k * plan.join_interval)
             if not await test.wait_mesh(30):
                 log.warning("%s K=%d: not every bot receives every other after 30 s", mode, k)
+                row.mesh_complete = False
             await asyncio.sleep(opts.warmup)
+            row.join_peak = test.reset_peak()
             machine.ours = [server.pid, os.getpid(), *test.pids]
             attempts = 0
             while len([w for w in row.windows if not w.disturbed]) < opts.repeats:
@@ -294,6 +310,7 @@ async def measure_k(
 async def _window(
     test: LoadTest, server: LocalServer, machine: Machine, opts: Options, joined: Any
 ) -> Window:
+    test.reset_peak()
     before, server0 = machine.sample(), server.cpu_seconds()
     raw = await test.window(opts.window)
     after, server1 = machine.sample(), server.cpu_seconds()
@@ -305,6 +322,7 @@ async def _window(
         server_cpu=(server1 - server0) / elapsed * 100,
         server_rss_mb=server.rss_bytes() / 2**20,
         bots_cpu=report["bots_cpu"]["percent_of_one_core"] or 0.0,
+        bots_peak=test.reset_peak(),
         others_cpu=others,
         core_busy=cores,
         report=report,
@@ -501,6 +519,7 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]:
     p.add_argument("--data-dir", type=Path, help="server data (default: a temporary directory)")
     p.add_argument("--clip-dir", type=Path, help="cache of the encoded clip")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--json-out", type=Path, help="also write the JSON results to this file")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     opts = Options(
@@ -573,6 +592,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     if argv is not None:
         command = shlex.join(["python", "-m", "bench.capacity", *argv])
     result = asyncio.run(run(opts, command))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         out.write(json.dumps(result, indent=2) + "\n")
     else:

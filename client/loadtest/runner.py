@@ -87,6 +87,7 @@ class LoadTest:
         self.workers: list[_WorkerProcess] = []
         self.joined: dict[int, Joined] = {}
         self.progress = Progress(bots=len(plan.tokens))
+        self.peak_cpu_percent = 0.0  # highest 1 s CPU of all bot processes (reset_peak())
         self._windows = 0
         self._final: list[dict[str, Any]] = []
 
@@ -174,8 +175,14 @@ class LoadTest:
             progress.audio_rates += worker.progress.get("audio_rates", [])
             progress.cpu_percent += worker.progress.get("cpu_percent", 0.0)
         self.progress = progress
+        self.peak_cpu_percent = max(self.peak_cpu_percent, progress.cpu_percent)
         if self.on_progress is not None:
             self.on_progress(progress)
+
+    def reset_peak(self) -> float:
+        """The peak bots' CPU since the last reset, and start a new one."""
+        peak, self.peak_cpu_percent = self.peak_cpu_percent, 0.0
+        return peak
 
     async def wait_joined(self, timeout: float) -> list[Joined]:
         """Until every bot joined or failed; raises if none joined."""
