@@ -333,22 +333,37 @@ async def _window(
 # ------------------------------------------------------------------------ a sweep
 
 
-async def sweep(mode: str, ks: Sequence[int], opts: Options, root: Path) -> list[Row]:
+async def idle_cpu(server: LocalServer, seconds: float = 3.0) -> float:
+    """The server's CPU with nobody connected, % of one core."""
+    await asyncio.sleep(1.0)  # let the sign-ins' password hashing finish
+    before, t0 = server.cpu_seconds(), time.monotonic()
+    await asyncio.sleep(seconds)
+    return (server.cpu_seconds() - before) / (time.monotonic() - t0) * 100
+
+
+async def sweep(mode: str, ks: Sequence[int], opts: Options, root: Path) -> tuple[list[Row], float]:
+    """Rows for each K (stopping early when it is pointless), and the idle server CPU
+    (forwarding mode only)."""
     env = {"TERTULIA_FORWARDING": "relay"} if mode == "relay" else {}
     server = LocalServer(root / mode, cpus=(opts.server_cpu,) if opts.pin else (), env=env)
     password = secrets.token_urlsafe(16)
     server.create_user(ADMIN_EMAIL, "Bench admin", password, admin=True)
     await asyncio.to_thread(server.start)
     rows: list[Row] = []
+    idle = 0.0
     try:
         async with Api(server.base_url) as api:
             admin = await api.login(ADMIN_EMAIL, password)
             accounts = await create_bot_accounts(api, admin, max(ks))
+            if mode == "forward":  # the same code runs idle in both modes
+                idle = await idle_cpu(server)
+                log.info("idle server CPU %.1f%% of a core", idle)
             for k in ks:
                 log.info("%s: K=%d", mode, k)
                 row = await measure_k(mode, k, server, api, admin, accounts.tokens, opts)
                 rows.append(row)
-                ratio = row.figures()["video_ratio_min"]
+                figures = row.figures()
+                ratio, bots = figures["video_ratio_min"], figures["bots_cpu_percent"]
                 if row.error or (ratio is not None and ratio < opts.stop_below):
                     log.warning(
                         "%s: stopping the sweep at K=%d (worst stream at %s of the sent rate)",
@@ -357,9 +372,17 @@ async def sweep(mode: str, ks: Sequence[int], opts: Options, root: Path) -> list
                         "-" if ratio is None else f"{ratio:.0%}",
                     )
                     break
+                if bots is not None and bots >= 90 * row.bots_cores:
+                    log.warning(
+                        "%s: stopping the sweep at K=%d: the bots are saturated, a larger K "
+                        "would measure them, not the server",
+                        mode,
+                        k,
+                    )
+                    break
     finally:
         await asyncio.to_thread(server.stop)
-    return rows
+    return rows, idle
 
 
 def relay_supported() -> str | None:
@@ -454,6 +477,8 @@ def summary(result: dict[str, Any]) -> str:
             )
     else:
         lines.append(f"relay baseline skipped: {relay['skipped']}")
+    idle = result["idle_server_cpu_percent"]
+    lines.append(f"idle server (nobody connected): {idle:.1f}% of a core")
     for f in forward:
         if f["server_cpu_per_stream_percent"] is not None:
             lines.append(
@@ -494,7 +519,9 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]:
     p = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__.split("\n")[0])
-    p.add_argument("--ks", default="2,4,6,8,10,12", help="participant counts to sweep")
+    p.add_argument(
+        "--ks", default="2,4,6,8,10,12,14,16", help="participant counts to sweep, in order"
+    )
     p.add_argument("--baseline-ks", default="2,3", help="K for the relay baseline ('' skips it)")
     p.add_argument("--window", type=float, default=15.0, help="seconds per measured window")
     p.add_argument("--repeats", type=int, default=3, help="undisturbed windows per K (median)")
@@ -548,14 +575,16 @@ async def run(opts: Options, command: str) -> dict[str, Any]:
     info = machine_info(opts)
     with tempfile.TemporaryDirectory(prefix="tertulia-capacity-") as tmp:
         root = opts.data_dir or Path(tmp)
-        forward = [row.figures() for row in await sweep("forward", opts.ks, opts, root)]
+        forward_rows, forward_idle = await sweep("forward", opts.ks, opts, root)
+        forward = [row.figures() for row in forward_rows]
         relay: list[dict[str, Any]] | dict[str, str]
         skipped = relay_supported() if opts.baseline_ks else "not requested (--baseline-ks '')"
         if skipped:
             log.warning("relay baseline skipped: %s", skipped)
             relay = {"skipped": skipped}
         else:
-            relay = [row.figures() for row in await sweep("relay", opts.baseline_ks, opts, root)]
+            relay_rows, _ = await sweep("relay", opts.baseline_ks, opts, root)
+            relay = [row.figures() for row in relay_rows]
             for r in relay:
                 if r["identical_fraction"] and r["identical_fraction"] > 0.5:
                     log.warning("relay K=%d: frames arrived unchanged: was relay mode on?", r["k"])
@@ -570,6 +599,7 @@ async def run(opts: Options, command: str) -> dict[str, Any]:
             "bot_processes": opts.processes,
             "pinned": opts.pin,
         },
+        "idle_server_cpu_percent": round(forward_idle, 2),
         "forwarding": forward,
         "relay": relay,
         "largest_k_at_90_percent": largest_passing(forward),
