@@ -186,13 +186,13 @@ def _r(value: float | None, digits: int = 3) -> float | None:
 
 
 class Machine:
-    """CPU used by processes other than ours, from /proc/stat minus our process trees."""
+    """CPU used by processes other than ours, from /proc/stat minus our process tree."""
 
-    def __init__(self, ours: list[int]) -> None:
-        self.ours = ours
+    def __init__(self, root: int) -> None:
+        self.root = root  # the benchmark: the server and the bots are below it
 
     def _ours_cpu(self) -> float:
-        return sum(procstat.tree_cpu_seconds(pid) for pid in self.ours if _alive(pid))
+        return procstat.tree_cpu_seconds(self.root)
 
     def sample(self) -> tuple[float, dict[str, procstat.CpuSample], float]:
         return time.monotonic(), procstat.machine_cpu(), self._ours_cpu()
@@ -234,10 +234,6 @@ class Machine:
             log.warning("waiting for a quiet machine: others use %.0f%% of a core", others)
 
 
-def _alive(pid: int) -> bool:
-    return os.path.exists(f"/proc/{pid}")
-
-
 # ------------------------------------------------------------------------ one K
 
 
@@ -252,7 +248,7 @@ async def measure_k(
 ) -> Row:
     row = Row(mode, k)
     row.bots_cores = min(opts.processes, len(os.sched_getaffinity(0)))
-    machine = Machine([server.pid, os.getpid()])
+    machine = Machine(os.getpid())  # the server and the bot processes are its children
     row.quiet_wait_s = await machine.wait_quiet(opts.quiet_threshold, opts.quiet_wait)
     room = await api.create_meeting(admin, f"capacity {mode} K={k}", k)
     plan = Plan(
@@ -271,7 +267,6 @@ async def measure_k(
                 row.mesh_complete = False
             await asyncio.sleep(opts.warmup)
             row.join_peak = test.reset_peak()
-            machine.ours = [server.pid, os.getpid(), *test.pids]
             attempts = 0
             while len([w for w in row.windows if not w.disturbed]) < opts.repeats:
                 if attempts >= 2 * opts.repeats:
