@@ -17,6 +17,7 @@ from typing import Any
 from aiortc import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
+from sfu import aiortc_hooks
 from sfu.framing import EncodedFrame
 from sfu.probe import ReceiveProbe
 from sfu.synthetic import Clip
@@ -25,23 +26,7 @@ from .media import ClipIndex, ClipSchedule
 from .stats import Histogram
 
 SlotOwners = Mapping[str, tuple[str, str]]  # mid -> (publisher participant id, source)
-_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 log = logging.getLogger(__name__)
-
-
-def skip_bandwidth_estimation(receiver: RTCRtpReceiver) -> bool:
-    """Switch off aiortc's receive-side bandwidth estimator (REMB) on a bot's receiver.
-
-    It is the largest single cost of a bot (about a sixth of its CPU, in Python, on every
-    video packet), and the server ignores subscribers' REMB, so a bot gains nothing from
-    it; a browser does the same work in C++. Private aiortc state: if it moved, the
-    estimator stays on (the bot only gets more expensive) and this returns False.
-    """
-    if getattr(receiver, _ESTIMATOR, "missing") == "missing":
-        log.warning("aiortc changed: cannot switch off the bots' bandwidth estimator")
-        return False
-    setattr(receiver, _ESTIMATOR, None)
-    return True
 
 
 @dataclass
@@ -98,7 +83,7 @@ class StreamProbe(ReceiveProbe):
         index: ClipIndex,
     ) -> None:
         super().__init__(receiver, kind, clip.codec)
-        skip_bandwidth_estimation(receiver)
+        aiortc_hooks.skip_bandwidth_estimation(receiver)
         self.mid = mid
         self.clip = clip
         self.owners = owners
