@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from client.loadtest import procstat
-from client.loadtest.accounts import Api, create_bot_accounts
+from client.loadtest.accounts import Api, ApiError, create_bot_accounts
 from client.loadtest.cli import default_clip_dir
 from client.loadtest.report import build_report
 from client.loadtest.runner import LoadTest, Plan
@@ -62,6 +62,8 @@ class Options:
     stop_below: float
     data_dir: Path | None
     clip_dir: Path
+    server_source: Path | None = None  # run the server from this checkout
+    server_env: tuple[tuple[str, str], ...] = ()  # extra TERTULIA_* settings for the server
 
 
 @dataclass
@@ -77,6 +79,9 @@ class Window:
     core_busy: dict[str, float]
     report: dict[str, Any]
     disturbed: bool  # others used more than the quiet threshold
+    # from the server's /api/admin/media-stats (None on a server without it)
+    forwarded_packets: int | None = None
+    retransmissions: int | None = None
 
 
 @dataclass
@@ -107,6 +112,13 @@ class Row:
             lambda w: (
                 w.server_cpu / 100 * w.seconds / packets * 1e6
                 if (packets := w.report["totals"]["received_packets"])
+                else None
+            )
+        )
+        per_forwarded = self.med(
+            lambda w: (
+                w.server_cpu / 100 * w.seconds / w.forwarded_packets * 1e6
+                if w.forwarded_packets
                 else None
             )
         )
@@ -154,6 +166,21 @@ class Row:
             "forwarded_streams": streams,
             "server_cpu_per_stream_percent": _r(server / streams, 2) if server else None,
             "server_cpu_per_packet_us": _r(per_packet, 1),
+            "server_cpu_per_forwarded_packet_us": _r(per_forwarded, 1),
+            "forwarded_packets_per_s": _r(
+                self.med(
+                    lambda w: w.forwarded_packets / w.seconds if w.forwarded_packets else None
+                ),
+                0,
+            ),
+            "retransmissions_per_s": _r(
+                self.med(
+                    lambda w: (
+                        w.retransmissions / w.seconds if w.retransmissions is not None else None
+                    )
+                ),
+                1,
+            ),
             "received_packets_per_s": _r(
                 self.med(lambda w: w.report["totals"]["received_packets_per_s"]), 0
             ),
@@ -272,7 +299,7 @@ async def measure_k(
                 if attempts >= 2 * opts.repeats:
                     break
                 attempts += 1
-                window = await _window(test, server, machine, opts, joined)
+                window = await _window(test, server, machine, opts, joined, api, admin)
                 row.windows.append(window)
                 log.info(
                     "%s K=%d window %d: server %.0f%%, bots %.0f%%, others %.0f%%, "
@@ -302,13 +329,40 @@ async def measure_k(
     return row
 
 
+async def media_stats(api: Api, admin: str) -> dict[str, int] | None:
+    """The server's own counters; None when this server version does not have them."""
+    try:
+        stats: dict[str, int] = await api.call(
+            "GET", "/api/admin/media-stats", "read the media counters", admin
+        )
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return stats
+
+
+def _delta(before: dict[str, int] | None, after: dict[str, int] | None, key: str) -> int | None:
+    if before is None or after is None:
+        return None
+    return after[key] - before[key]
+
+
 async def _window(
-    test: LoadTest, server: LocalServer, machine: Machine, opts: Options, joined: Any
+    test: LoadTest,
+    server: LocalServer,
+    machine: Machine,
+    opts: Options,
+    joined: Any,
+    api: Api,
+    admin: str,
 ) -> Window:
     test.reset_peak()
+    stats0 = await media_stats(api, admin)
     before, server0 = machine.sample(), server.cpu_seconds()
     raw = await test.window(opts.window)
     after, server1 = machine.sample(), server.cpu_seconds()
+    stats1 = await media_stats(api, admin)
     elapsed = after[0] - before[0]
     report = build_report(raw, joined)
     others, cores = machine.others(before, after)
@@ -322,6 +376,8 @@ async def _window(
         core_busy=cores,
         report=report,
         disturbed=others > opts.quiet_threshold,
+        forwarded_packets=_delta(stats0, stats1, "packets_forwarded"),
+        retransmissions=_delta(stats0, stats1, "retransmissions"),
     )
 
 
@@ -339,8 +395,15 @@ async def idle_cpu(server: LocalServer, seconds: float = 3.0) -> float:
 async def sweep(mode: str, ks: Sequence[int], opts: Options, root: Path) -> tuple[list[Row], float]:
     """Rows for each K (stopping early when it is pointless), and the idle server CPU
     (forwarding mode only)."""
-    env = {"TERTULIA_FORWARDING": "relay"} if mode == "relay" else {}
-    server = LocalServer(root / mode, cpus=(opts.server_cpu,) if opts.pin else (), env=env)
+    env = dict(opts.server_env)
+    if mode == "relay":
+        env["TERTULIA_FORWARDING"] = "relay"
+    server = LocalServer(
+        root / mode,
+        cpus=(opts.server_cpu,) if opts.pin else (),
+        env=env,
+        source=opts.server_source,
+    )
     password = secrets.token_urlsafe(16)
     server.create_user(ADMIN_EMAIL, "Bench admin", password, admin=True)
     await asyncio.to_thread(server.start)
@@ -482,6 +545,13 @@ def summary(result: dict[str, Any]) -> str:
                 f"{f['server_cpu_per_stream_percent']:.2f}% of a core per stream, "
                 f"{_f(f['server_cpu_per_packet_us'], '.0f')} us of server CPU per packet"
             )
+            if f["forwarded_packets_per_s"]:
+                lines.append(
+                    f"      server counters: {f['forwarded_packets_per_s']:.0f} packets/s "
+                    f"forwarded, {f['server_cpu_per_forwarded_packet_us']:.1f} us of server "
+                    f"CPU per forwarded packet, {_f(f['retransmissions_per_s'])} "
+                    "retransmissions/s"
+                )
     m = result["machine"]
     lines.append("")
     lines.append(
@@ -539,6 +609,18 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]:
         help="stop a sweep after a K whose worst stream got less than this share of the frames",
     )
     p.add_argument("--data-dir", type=Path, help="server data (default: a temporary directory)")
+    p.add_argument(
+        "--server-source",
+        type=Path,
+        help="run the server from this checkout (e.g. a git worktree of an older commit)",
+    )
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server, e.g. TERTULIA_EVENT_LOOP=asyncio (repeatable)",
+    )
     p.add_argument("--clip-dir", type=Path, help="cache of the encoded clip")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--json-out", type=Path, help="also write the JSON results to this file")
@@ -559,8 +641,17 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]:
         stop_below=args.stop_below,
         data_dir=args.data_dir,
         clip_dir=args.clip_dir or default_clip_dir(),
+        server_source=args.server_source.resolve() if args.server_source else None,
+        server_env=tuple(_setting(item, p) for item in args.server_env),
     )
     return args, opts
+
+
+def _setting(item: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name.startswith("TERTULIA_"):
+        parser.error(f"--server-env {item!r}: expected TERTULIA_NAME=VALUE")
+    return name, value
 
 
 async def run(opts: Options, command: str) -> dict[str, Any]:

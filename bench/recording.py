@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import platform
@@ -115,7 +116,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             recording_ids: list[int] = []
             async with LoadTest(plan) as bots:
-                await bots.start()
                 joined = await bots.wait_joined(60)
                 if not await bots.wait_mesh(60):
                     raise RuntimeError("the bots did not all receive each other")
@@ -201,6 +201,12 @@ def summarize(
         return round(statistics.median(values), 1) if values else None
 
     off, on = med(False, "server_cpu"), med(True, "server_cpu")
+    # each `on` window against the `off` window just before it: drift cancels out
+    paired = [
+        b.server_cpu - a.server_cpu
+        for a, b in itertools.pairwise(windows)
+        if not a.recording and b.recording
+    ]
     return {
         "machine": f"{platform.node()} {procstat.core_count()} cores, {platform.python_version()}",
         "bots": args.bots,
@@ -210,6 +216,8 @@ def summarize(
         "server_cpu_off": off,
         "server_cpu_on": on,
         "recording_cpu": round(on - off, 1) if on is not None and off is not None else None,
+        "recording_cpu_paired": [round(d, 1) for d in paired],
+        "recording_cpu_paired_median": round(statistics.median(paired), 1) if paired else None,
         "video_fps_min_off": med(False, "video_fps_min"),
         "video_fps_min_on": med(True, "video_fps_min"),
         "disturbed_windows": sum(w.disturbed for w in windows),
@@ -240,6 +248,8 @@ def format_summary(result: dict[str, Any]) -> str:
         f"server CPU, median: {result['server_cpu_off']} % of a core without recording, "
         f"{result['server_cpu_on']} % while recording: "
         f"the recorder adds {result['recording_cpu']} % of a core",
+        f"each on window minus the off window before it: {result['recording_cpu_paired']} "
+        f"(median {result['recording_cpu_paired_median']} % of a core)",
     ]
     for run in result["composition"]:
         lines.append(

@@ -123,6 +123,12 @@ class MediaServer:
     def stats(self) -> dict[str, Any]:
         participants = [p for room in self._rooms.values() for p in room.values()]
         pcs = [p.pc for p in participants if p.pc is not None]
+        ports = [
+            port
+            for p in participants
+            for slot in p.slots.values()
+            if (port := getattr(slot, "port", None)) is not None
+        ]
         return {
             "rooms": len(self._rooms),
             "participants": len(participants),
@@ -134,7 +140,11 @@ class MediaServer:
             ),
             "packets_received": self.counters.packets_in,
             "frames_received": self.counters.frames_in,
+            "packets_forwarded": self.counters.packets_forwarded,
             "frames_forwarded": self.counters.frames_forwarded,
+            # NACK repair of the current subscribers' ports (see aiortc_hooks.RESEND_*)
+            "retransmissions": sum(port.resent for port in ports),
+            "retransmissions_refused": sum(port.resends_refused for port in ports),
             "keyframe_requests_sent": self.counters.keyframe_requests_sent,
             "decoders_started": aiortc_hooks.decoders_started()
             + sum(

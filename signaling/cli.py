@@ -115,12 +115,18 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         log.info("Tertulia is running: open %s", settings.resolved_public_url)
         return app
 
-    web.run_app(build(), host=settings.host, port=settings.port, print=None, loop=_event_loop())
+    loop = _event_loop(settings.event_loop)
+    web.run_app(build(), host=settings.host, port=settings.port, print=None, loop=loop)
     return 0
 
 
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed: its C event loop and UDP transports cut the per-packet cost."""
+def _event_loop(kind: str = "uvloop") -> asyncio.AbstractEventLoop:
+    """uvloop when installed: its C event loop and UDP transports cut the per-packet cost.
+
+    `TERTULIA_EVENT_LOOP=asyncio` keeps the standard loop (to measure what uvloop buys).
+    """
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:

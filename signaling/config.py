@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     ice_credential: str | None = Field(default=None, repr=False)
     video_codec: Literal["VP8", "H264"] = "VP8"
     forwarding: Literal["encoded", "relay"] = "encoded"
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     recording_retention_days: int = Field(default=0, ge=0, le=36500)  # 0: keep forever
 
     @field_validator("ice_host_addresses")

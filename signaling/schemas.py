@@ -183,6 +183,25 @@ class HealthResponse(BaseModel):
     version: str
 
 
+class MediaStats(BaseModel):
+    """Counters of this process's media server (cumulative since start unless noted)."""
+
+    rooms: int
+    participants: int
+    peer_connections: int
+    publications: int
+    slots: int
+    forwarded_streams: int  # slots currently carrying someone's track
+    packets_received: int
+    frames_received: int
+    packets_forwarded: int
+    frames_forwarded: int
+    keyframe_requests_sent: int
+    retransmissions: int  # current subscribers only
+    retransmissions_refused: int  # current subscribers only
+    decoders_started: int  # 0 while forwarding encoded media
+
+
 class PageQuery(Request):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0)] = 0

@@ -83,6 +83,15 @@ async def test_three_people_see_and_hear_each_other(api, meeting, people, make_u
     stats = api.app[LIVE].media.stats()
     assert stats["decoders_started"] == 0
     assert stats["peer_connections"] == 3 and stats["forwarded_streams"] == 12
+    # the same counters over HTTP, for operators and the capacity benchmark: admins only
+    status, body = await api.call("GET", "/api/admin/media-stats", user=host)
+    assert (status, body["error"]["code"]) == (403, "admin-only")
+    admin = await make_user(role="admin")
+    status, body = await api.call("GET", "/api/admin/media-stats", user=admin)
+    assert status == 200
+    assert body["participants"] == 3 and body["forwarded_streams"] == 12
+    assert body["packets_forwarded"] >= body["frames_forwarded"] > 0
+    assert body["decoders_started"] == 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -103,6 +103,8 @@ class LoadTest:
         return [w.process.pid for w in self.workers]
 
     async def start(self) -> None:
+        if self.workers:
+            raise RuntimeError("the bots are already started (async with LoadTest starts them)")
         plan = self.plan
         processes = max(1, min(plan.processes, len(plan.tokens)))
         t0 = time.time() + 0.5

@@ -1,7 +1,9 @@
 """A Tertulia server in its own process on 127.0.0.1, for benchmarks (`bench/capacity.py`).
 
 Runs `python -m signaling.cli serve` with a private data directory, optionally pinned to
-some CPUs, and reads its CPU time and memory from /proc (the whole process tree).
+some CPUs, and reads its CPU time and memory from /proc (the whole process tree). `source`
+runs the server from another checkout (e.g. an older commit in a `git worktree`) with this
+Python environment, so one benchmark can compare revisions.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ class LocalServer:
         cpus: tuple[int, ...] = (),
         env: dict[str, str] | None = None,
         log_level: str = "WARNING",
+        source: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.source = source
         self.cpus = cpus
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -50,6 +54,7 @@ class LocalServer:
             "TERTULIA_PORT": str(self.port),
             "TERTULIA_PUBLIC_URL": self.base_url,
             "TERTULIA_LOG_LEVEL": log_level,
+            **({"PYTHONPATH": str(source)} if source else {}),
             **(env or {}),
         }
         self.log_path = data_dir / "server.log"
@@ -69,6 +74,7 @@ class LocalServer:
         result = subprocess.run(
             self._command("create-user", email, "--name", name, "--password", password, *extra),
             env=self.env,
+            cwd=self.source,
             capture_output=True,
             timeout=120,
             check=False,
@@ -81,7 +87,11 @@ class LocalServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self._command("serve"), env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self._command("serve"),
+                env=self.env,
+                cwd=self.source,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self._pin()
         deadline = time.monotonic() + timeout

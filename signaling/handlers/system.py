@@ -1,4 +1,4 @@
-"""Health and the API description."""
+"""Health, media counters and the API description."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import logging
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from signaling.auth import current_admin
 from signaling.handlers.bodies import json_model
 from signaling.handlers.table import ROUTES
-from signaling.keys import DATABASE
+from signaling.keys import DATABASE, LIVE
 from signaling.openapi import build_openapi
-from signaling.schemas import HealthResponse
+from signaling.schemas import HealthResponse, MediaStats
 from signaling.version import VERSION
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,19 @@ async def health(request: web.Request) -> web.Response:
         body = HealthResponse(status="degraded", database="unreachable", version=VERSION)
         return json_model(body, status=503)
     return json_model(HealthResponse(status="ok", database="ok", version=VERSION))
+
+
+@ROUTES.route(
+    "GET",
+    "/api/admin/media-stats",
+    summary="Media server counters: rooms, streams, packets forwarded, repairs (admin)",
+    tag="system",
+    response=MediaStats,
+)
+async def media_stats(request: web.Request) -> web.Response:
+    """For operators and the capacity benchmark (server-side packet counts)."""
+    await current_admin(request)
+    return json_model(MediaStats.model_validate(request.app[LIVE].media.stats()))
 
 
 @ROUTES.route(

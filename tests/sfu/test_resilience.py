@@ -151,3 +151,44 @@ def test_self_check_notices_renamed_private_state(monkeypatch):
     monkeypatch.setattr(RTCRtpReceiver, "__init__", init)
     with pytest.raises(AiortcCompatibilityError, match="_RTCRtpReceiver__jitter_buffer"):
         aiortc_hooks.self_check()
+
+
+async def test_repair_traffic_is_bounded_under_heavy_loss(server, clip):
+    """A subscriber losing 40 % gets NACKs answered only within the resend limits."""
+    publisher = ClientPeer(server, "room", "pub", clip)
+    viewer = ClientPeer(
+        server,
+        "room",
+        "viewer",
+        clip,
+        initial_video_slots=1,
+        initial_audio_slots=1,
+        publish_audio=False,
+        publish_video=False,
+    )
+    for c in (publisher, viewer):
+        await c.join()
+
+    def flowing() -> bool:
+        probe = viewer.probe_for(publisher.pid, "camera")
+        return probe is not None and probe.frames > 10
+
+    await wait_for(flowing, 10, "viewer to receive the camera", viewer.describe)
+    before = server.stats()
+    aiortc_hooks.inject_rtp_loss(viewer.pc, 0.4)
+    await asyncio.sleep(3.0)
+    slots = server._rooms["room"][viewer.pid].slots.values()  # the viewer's ports
+    ports = [slot.port for slot in slots if getattr(slot, "port", None) is not None]
+    sent = sum(slot.packets_out for slot in slots)
+    resent = sum(port.resent for port in ports)
+    refused = sum(port.resends_refused for port in ports)
+    logger.info("40%% loss: %d packets sent, %d resent, %d refused", sent, resent, refused)
+    assert resent > 0, "NACKs were not answered at all"
+    assert refused > 0, "every NACK was answered: the limits did not apply"
+    limit = aiortc_hooks.RESEND_SHARE * sent + aiortc_hooks.RESEND_BURST * len(ports)
+    assert resent <= limit, f"{resent} retransmissions for {sent} packets"
+    after = server.stats()
+    assert after["retransmissions"] >= resent
+    assert after["packets_forwarded"] > before["packets_forwarded"]
+    for c in (publisher, viewer):
+        await c.close()
