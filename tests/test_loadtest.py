@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.capacity import parse
 from tests.server_process import REPO, ServerProcess
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.org", "admin-password-1"
@@ -118,6 +119,8 @@ def test_capacity_bench_smoke(tmp_path: Path, clip_dir: Path) -> None:
             "--quiet-wait",
             "0",
             "--no-pin",
+            "--server-env",
+            "TERTULIA_EVENT_LOOP=asyncio",
             "--json",
             "--clip-dir",
             str(clip_dir),
@@ -134,8 +137,22 @@ def test_capacity_bench_smoke(tmp_path: Path, clip_dir: Path) -> None:
     assert forward["server_cpu_percent"] is not None and forward["server_rss_mb"] > 0
     assert forward["identical_fraction"] == 1.0
     assert forward["decoded_sample"][0]["width"] == 640
+    # the server's own counters (GET /api/admin/media-stats) were read around the window
+    assert forward["forwarded_packets_per_s"] > 0
+    assert forward["server_cpu_per_forwarded_packet_us"] is not None
+    assert forward["retransmissions_per_s"] is not None
     (relay,) = out["relay"]
     assert relay["error"] is None and relay["video_fps_mean"] > 0
     assert relay["identical_fraction"] == 0.0  # re-encoded by the server: really the baseline
     assert out["comparison"] and out["comparison"][0]["k"] == 2
     assert "bench.capacity" in out["command"]
+
+
+def test_capacity_bench_server_options(tmp_path: Path) -> None:
+    _, opts = parse(
+        ["--server-source", str(tmp_path), "--server-env", "TERTULIA_EVENT_LOOP=asyncio"]
+    )
+    assert opts.server_source == tmp_path.resolve()
+    assert opts.server_env == (("TERTULIA_EVENT_LOOP", "asyncio"),)
+    with pytest.raises(SystemExit):
+        parse(["--server-env", "EVENT_LOOP=asyncio"])  # not a TERTULIA_ setting
