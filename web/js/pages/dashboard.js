@@ -64,21 +64,30 @@ async function copyText(text) {
   }
 }
 
+/**
+ * The signed-in user, or null after saying why not in `page` (a 401 has already sent the
+ * browser to the sign-in page).
+ * @param {HTMLElement} page
+ * @returns {Promise<import("../api.js").User | null>}
+ */
+export async function signedInUser(page) {
+  try {
+    return await api("/api/me");
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) {
+      page.replaceChildren(h("p", { class: "error", role: "alert" }, error instanceof Error ? error.message : String(error)));
+    }
+    return null;
+  }
+}
+
 /** @param {string} message */
 export async function showDashboard(message = "") {
   pageTitle("Your meetings");
   const page = h("div", { class: "page", "data-testid": "dashboard" });
   root().replaceChildren(page);
-  /** @type {import("../api.js").User} */
-  let me;
-  try {
-    me = await api("/api/me");
-  } catch (error) {
-    if (!(error instanceof ApiError && error.status === 401)) {
-      page.replaceChildren(h("p", { class: "error", role: "alert" }, error instanceof Error ? error.message : String(error)));
-    }
-    return;
-  }
+  const me = await signedInUser(page);
+  if (!me) return;
   const status = h("p", { class: "notice", role: "status", "aria-live": "polite", "data-testid": "dashboard-status" }, message);
   const upcoming = h("ul", { class: "meetings", "data-testid": "upcoming-list", "aria-labelledby": "upcoming-heading" });
   const past = h("ul", { class: "meetings", "data-testid": "past-list", "aria-labelledby": "past-heading" });

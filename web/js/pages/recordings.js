@@ -5,7 +5,7 @@
 import { api, ApiError } from "../api.js";
 import { onLeavePage } from "../app.js";
 import { focusHeading, formatBytes, formatDuration, formatTime, h, pageTitle, root } from "../ui.js";
-import { appHeader } from "./dashboard.js";
+import { appHeader, signedInUser } from "./dashboard.js";
 
 /** @typedef {import("../api.js").Recording} Recording */
 /** @typedef {import("../api.js").RecordingPage} RecordingPage */
@@ -62,17 +62,9 @@ export async function showRecordings(message = "") {
   });
   const page = h("div", { class: "page", "data-testid": "recordings-page" });
   root().replaceChildren(page);
-  /** @type {import("../api.js").User} */
-  let me;
-  try {
-    me = await api("/api/me");
-  } catch (error) {
-    if (!(error instanceof ApiError && error.status === 401)) {
-      page.replaceChildren(h("p", { class: "error", role: "alert" }, error instanceof Error ? error.message : String(error)));
-    }
-    return;
-  }
-  if (disposed) return;
+  const user = await signedInUser(page);
+  if (!user || disposed) return;
+  const me = user; // non-null in the closures below too
 
   const status = h("p", { class: "notice", role: "status", "aria-live": "polite", "data-testid": "recordings-status" }, message);
   const summary = h("p", { class: "muted", role: "status", "aria-live": "polite", "data-testid": "recordings-summary" });
