@@ -19,7 +19,7 @@ import random
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import aioice.ice
 import aiortc
@@ -319,6 +319,13 @@ RESEND_SHARE = 0.25
 RESEND_BURST = 64.0
 
 
+class RepairCounters(Protocol):
+    """Where a port adds its NACK repair, so totals outlive the port (the server's counters)."""
+
+    retransmissions: int
+    retransmissions_refused: int
+
+
 def ntp_now() -> int:
     """64-bit NTP time, as aiortc's clock gives it, without going through datetime."""
     return int((time.time() + _NTP_EPOCH_OFFSET) * 4294967296)
@@ -353,6 +360,7 @@ class SenderPort:
         "_rtx_seq",
         "_rtx_ssrc",
         "_sent_seen",
+        "counters",
         "payload_type",
         "resends_refused",
         "resent",
@@ -360,8 +368,11 @@ class SenderPort:
         "ssrc",
     )
 
-    def __init__(self, sender: RTCRtpSender, payload_type: int) -> None:
+    def __init__(
+        self, sender: RTCRtpSender, payload_type: int, counters: RepairCounters | None = None
+    ) -> None:
         self.sender = sender
+        self.counters = counters
         self.ssrc: int = sender._ssrc
         self.payload_type = payload_type
         self._dtls: RTCDtlsTransport = sender.transport
@@ -387,13 +398,15 @@ class SenderPort:
         sender._retransmit = self._retransmit  # type: ignore[method-assign,assignment]
 
     @classmethod
-    def open(cls, sender: RTCRtpSender, payload_type: int) -> SenderPort | None:
+    def open(
+        cls, sender: RTCRtpSender, payload_type: int, counters: RepairCounters | None = None
+    ) -> SenderPort | None:
         """A port once the sender has started and its transport is connected, else None."""
         if not getattr(sender, f"{_TX}started"):
             return None
         if sender.transport._state is not DtlsState.CONNECTED:
             return None
-        return cls(sender, payload_type)
+        return cls(sender, payload_type, counters)
 
     @property
     def connected(self) -> bool:
@@ -463,6 +476,8 @@ class SenderPort:
         entry = self._history[index]
         if entry is None or entry[0] != seq or not self._may_resend(index, seq):
             self.resends_refused += 1
+            if self.counters is not None:
+                self.counters.retransmissions_refused += 1
             return
         _, timestamp, marker, extensions, payload = entry
         if self._rtx_payload_type is None:
@@ -476,6 +491,8 @@ class SenderPort:
         )
         if self._transmit(header + extensions + payload):
             self.resent += 1
+            if self.counters is not None:
+                self.counters.retransmissions += 1
 
     def _may_resend(self, index: int, seq: int) -> bool:
         """The repair limits (see RESEND_*); bookkeeping only on the NACK path."""
@@ -500,12 +517,14 @@ class SenderPort:
         return True
 
 
-def open_sender_port(transceiver: RTCRtpTransceiver) -> SenderPort | None:
+def open_sender_port(
+    transceiver: RTCRtpTransceiver, counters: RepairCounters | None = None
+) -> SenderPort | None:
     """The port of a transceiver's sender, once negotiated and connected (else None)."""
     codecs = transceiver._codecs
     if not codecs or codecs[0].payloadType is None:
         return None
-    return SenderPort.open(transceiver.sender, codecs[0].payloadType)
+    return SenderPort.open(transceiver.sender, codecs[0].payloadType, counters)
 
 
 def _log_send_failure(task: asyncio.Future[None]) -> None:

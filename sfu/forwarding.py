@@ -56,6 +56,8 @@ class Counters:
         self.packets_forwarded = 0
         self.frames_forwarded = 0
         self.keyframe_requests_sent = 0
+        self.retransmissions = 0  # NACK repair sent (aiortc_hooks.SenderPort)
+        self.retransmissions_refused = 0  # NACKed packets not resent (its limits, too old)
 
 
 class FrameSink(Protocol):
@@ -248,7 +250,7 @@ class SlotTrack(MediaStreamTrack):
             transceiver.kind,  # type: ignore[arg-type]
             transceiver.mid,  # type: ignore[arg-type]
             counters,
-            lambda: aiortc_hooks.open_sender_port(transceiver),
+            lambda: aiortc_hooks.open_sender_port(transceiver, counters),
         )
         sender.replaceTrack(track)
         aiortc_hooks.hook_sender(sender, track.on_keyframe_request)

@@ -123,12 +123,6 @@ class MediaServer:
     def stats(self) -> dict[str, Any]:
         participants = [p for room in self._rooms.values() for p in room.values()]
         pcs = [p.pc for p in participants if p.pc is not None]
-        ports = [
-            port
-            for p in participants
-            for slot in p.slots.values()
-            if (port := getattr(slot, "port", None)) is not None
-        ]
         return {
             "rooms": len(self._rooms),
             "participants": len(participants),
@@ -142,9 +136,8 @@ class MediaServer:
             "frames_received": self.counters.frames_in,
             "packets_forwarded": self.counters.packets_forwarded,
             "frames_forwarded": self.counters.frames_forwarded,
-            # NACK repair of the current subscribers' ports (see aiortc_hooks.RESEND_*)
-            "retransmissions": sum(port.resent for port in ports),
-            "retransmissions_refused": sum(port.resends_refused for port in ports),
+            "retransmissions": self.counters.retransmissions,  # aiortc_hooks.RESEND_*
+            "retransmissions_refused": self.counters.retransmissions_refused,
             "keyframe_requests_sent": self.counters.keyframe_requests_sent,
             "decoders_started": aiortc_hooks.decoders_started()
             + sum(

@@ -197,8 +197,8 @@ class MediaStats(BaseModel):
     packets_forwarded: int
     frames_forwarded: int
     keyframe_requests_sent: int
-    retransmissions: int  # current subscribers only
-    retransmissions_refused: int  # current subscribers only
+    retransmissions: int  # NACK repair sent
+    retransmissions_refused: int  # NACKed packets not resent (repair limits, too old)
     decoders_started: int  # 0 while forwarding encoded media
 
 
