@@ -367,24 +367,45 @@ function buildRoom(session, options) {
   }
 
   // --- speaking detection --------------------------------------------------------------
+  /** @type {Map<string, {energy: number, duration: number}>} receiver track id → last totals */
+  const audioTotals = new Map();
+
+  /**
+   * Loudness of each received audio track since the last poll, from the decoder's running
+   * energy totals: a short sound between two polls still counts (the RTP level extension
+   * only tells the level of the latest packet).
+   * @returns {Promise<Map<string, number>>} receiver track id → RMS level (0..1)
+   */
+  async function levelsSinceLastPoll() {
+    /** @type {Map<string, number>} */
+    const levels = new Map();
+    if (!session.pc) return levels;
+    const stats = await session.pc.getStats();
+    stats.forEach((r) => {
+      if (r.type !== "inbound-rtp" || r.kind !== "audio" || typeof r.trackIdentifier !== "string") return;
+      const energy = r.totalAudioEnergy;
+      const duration = r.totalSamplesDuration;
+      if (typeof energy !== "number" || typeof duration !== "number") return;
+      const last = audioTotals.get(r.trackIdentifier);
+      audioTotals.set(r.trackIdentifier, { energy, duration });
+      if (last && duration > last.duration && energy >= last.energy) {
+        levels.set(r.trackIdentifier, Math.sqrt((energy - last.energy) / (duration - last.duration)));
+      }
+    });
+    return levels;
+  }
+
   async function pollLevels() {
     const now = performance.now();
     if (selfMeter && session.media.microphone && selfMeter.level() > 0.08) lastSpoke.set("self", now);
+    const decoded = await levelsSinceLastPoll();
     for (const slot of session.slots) {
       if (slot.kind !== "audio" || !slot.participant_id) continue;
       const transceiver = session.transceiverFor(slot.mid);
       if (!transceiver) continue;
-      let level = 0;
-      const sources = transceiver.receiver.getSynchronizationSources();
-      for (const s of sources) {
+      let level = decoded.get(transceiver.receiver.track.id) || 0;
+      for (const s of transceiver.receiver.getSynchronizationSources()) {
         if (typeof s.audioLevel === "number" && now - s.timestamp < 1000) level = Math.max(level, s.audioLevel);
-      }
-      if (!sources.length || sources.every((s) => typeof s.audioLevel !== "number")) {
-        // No level extension: measure it from the decoder's statistics.
-        const stats = await transceiver.receiver.getStats();
-        stats.forEach((r) => {
-          if (r.type === "inbound-rtp" && typeof r.audioLevel === "number") level = Math.max(level, r.audioLevel);
-        });
       }
       if (level > SPEAKING_LEVEL) lastSpoke.set(slot.participant_id, now);
     }
