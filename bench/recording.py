@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import json
 import logging
+import os
 import platform
 import secrets
 import statistics
@@ -36,6 +37,8 @@ from client.loadtest.report import build_report
 from client.loadtest.runner import LoadTest, Plan
 from client.loadtest.server import LocalServer
 from sfu.synthetic import load_clip
+
+from .machine import Machine
 
 log = logging.getLogger("bench.recording")
 ADMIN_EMAIL = "bench-admin@loadtest.example"
@@ -58,19 +61,18 @@ class Meter:
 
     def __init__(self, server: LocalServer, bot_pids: list[int]) -> None:
         self.server, self.bot_pids = server, bot_pids
+        self.machine = Machine(os.getpid())  # the server and the bots are our children
 
     def _bots(self) -> float:
         return sum(procstat.tree_cpu_seconds(pid) for pid in self.bot_pids)
 
     async def measure(self, seconds: float) -> tuple[float, float, float]:
-        t0, s0, b0 = time.monotonic(), self.server.cpu_seconds(), self._bots()
-        m0 = procstat.machine_cpu()["cpu"].busy
+        before, s0, b0 = self.machine.sample(), self.server.cpu_seconds(), self._bots()
         await asyncio.sleep(seconds)
-        dt = time.monotonic() - t0
-        server = (self.server.cpu_seconds() - s0) / dt * 100
-        bots = (self._bots() - b0) / dt * 100
-        machine = (procstat.machine_cpu()["cpu"].busy - m0) / dt * 100
-        return server, bots, max(0.0, machine - server - bots)
+        after, s1, b1 = self.machine.sample(), self.server.cpu_seconds(), self._bots()
+        dt = after[0] - before[0]
+        others, _ = self.machine.others(before, after)
+        return (s1 - s0) / dt * 100, (b1 - b0) / dt * 100, others
 
 
 async def wait_state(api: Api, token: str, recording_id: int, states: set[str]) -> dict[str, Any]:
