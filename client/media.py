@@ -127,7 +127,12 @@ class MediaPeer:
         self.add_slots(audio, video)
         task = asyncio.ensure_future(self.offer())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._background_offer_done)
+
+    def _background_offer_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("renegotiation failed: %r", error)
 
     async def offer(self) -> None:
         """Add pending recv-only slots, offer, apply the answer. One offer at a time."""
