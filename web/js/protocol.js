@@ -51,6 +51,20 @@ export const FINAL_CLOSE_CODES = new Set([1000, 1009, 4400, 4401, 4403, 4404, 44
 
 const SOURCE_KIND = /** @type {const} */ ({ microphone: "audio", camera: "video", screen: "video" });
 
+/** Reconnection back-off: the first retry after 0.5 s, doubling up to 5 s, ±20 % jitter. */
+export const RECONNECT_FIRST_MS = 500;
+export const RECONNECT_MAX_MS = 5000;
+
+/**
+ * The wait before reconnection attempt `attempt` (0 for the first).
+ * @param {number} attempt
+ * @param {() => number} [random]
+ */
+export function reconnectDelay(attempt, random = Math.random) {
+  const base = Math.min(RECONNECT_FIRST_MS * 2 ** Math.min(attempt, 16), RECONNECT_MAX_MS);
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
 /** An `error` event from the server, or a refused handshake. */
 export class SignalingError extends Error {
   /**
@@ -93,6 +107,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * - `participant-joined` / `participant-left` / `media-state` / `chat` / `meeting-ended` /
  *   `error` {event}: the server's events as they are;
  * - `tracks` {slots}: receive slots changed (also after an answer: transceivers may be new);
+ * - `reconnect-attempt` {attempt, delayMs}: a reconnection attempt starts (after its delay);
+ * - `reconnected` {attempts}: joined again after a drop, with a new peer connection;
  * - `closed` {code, reason, error?}: the session is over (left, ended, refused, replaced).
  */
 export class MeetingSession extends EventTarget {
@@ -102,13 +118,15 @@ export class MeetingSession extends EventTarget {
    * @param {() => string | null} options.token returns the current JWT
    * @param {boolean} [options.reconnect] rejoin by itself after a dropped connection
    * @param {number} [options.gatherTimeoutMs]
+   * @param {number} [options.connectTimeoutMs] give up on a socket that brings no welcome
    */
-  constructor({ url, token, reconnect = true, gatherTimeoutMs = 5000 }) {
+  constructor({ url, token, reconnect = true, gatherTimeoutMs = 5000, connectTimeoutMs = 15000 }) {
     super();
     this.url = url;
     this.getToken = token;
     this.autoReconnect = reconnect;
     this.gatherTimeoutMs = gatherTimeoutMs;
+    this.connectTimeoutMs = connectTimeoutMs;
     /** @type {ConnectionState} */
     this.state = "idle";
     /** @type {WebSocket | null} */
@@ -132,7 +150,10 @@ export class MeetingSession extends EventTarget {
     /** @type {Partial<Record<Source, RTCRtpTransceiver>>} */
     this.senders = {};
     this.pendingSlots = { audio: 0, video: 0 };
+    /** successful reconnections in this session */
     this.reconnects = 0;
+    /** attempts made by the current (or last) reconnection */
+    this.reconnectAttempts = 0;
     this._ids = 0;
     /** @type {Map<string, {resolve: (e: ServerEvent) => void, reject: (e: Error) => void}>} */
     this._requests = new Map();
@@ -143,6 +164,10 @@ export class MeetingSession extends EventTarget {
     /** @type {string | null} why the meeting ended, once it has */
     this._ended = null;
     this._generation = 0;
+    /** identifies the running reconnection loop (a newer loop or leaving stops it) */
+    this._reconnectRun = 0;
+    /** @type {(() => void) | null} ends the reconnection loop's current wait early */
+    this._wake = null;
   }
 
   /** @param {string} type @param {object} [detail] */
@@ -200,12 +225,15 @@ export class MeetingSession extends EventTarget {
     const welcome = await new Promise((resolve, reject) => {
       /** @type {ServerEvent | null} */
       let refusal = null;
+      // A server that accepts the connection but never welcomes us (starting, overloaded).
+      const timer = setTimeout(() => ws.close(), this.connectTimeoutMs);
       ws.onopen = () => {
         ws.send(JSON.stringify({ type: "hello", version: PROTOCOL_VERSION, token: this.getToken() || "" }));
       };
       ws.onmessage = (message) => {
         const event = JSON.parse(String(message.data));
         if (event.type === "welcome") {
+          clearTimeout(timer);
           ws.onmessage = (m) => this._onMessage(generation, m);
           ws.onclose = (e) => this._onClose(generation, e.code, e.reason);
           resolve(event);
@@ -214,11 +242,18 @@ export class MeetingSession extends EventTarget {
         }
       };
       ws.onclose = (e) => {
+        clearTimeout(timer);
         const code = refusal ? refusal.code : "connection-failed";
         const text = refusal ? refusal.message : "could not reach the meeting server";
         reject(new SignalingError(code, text, e.code));
       };
     });
+    if (generation !== this._generation) {
+      // The person left (or the session finished) while this connection was being made.
+      ws.onclose = null;
+      ws.close(1000);
+      throw new SignalingError("cancelled", "the session was closed while joining");
+    }
     this.welcome = welcome;
     this.participants = new Map(welcome.participants.map((p) => [p.participant_id, p]));
     this.chat = [...welcome.chat];
@@ -352,38 +387,78 @@ export class MeetingSession extends EventTarget {
     this._generation++;
     this._setState("closed", { code, reason });
     this._emit("closed", { code, reason, ended: !!this._ended });
+    this.retryNow(); // a reconnection loop waiting for its next attempt ends now
   }
 
-  /** @param {number} code */
+  /**
+   * Join again after a dropped connection, with back-off, until it works, the person
+   * leaves, or the server refuses for good (meeting ended, not allowed: FINAL_CLOSE_CODES).
+   * Each attempt is a full join: new socket, welcome, new peer connection publishing the
+   * same tracks, receive slots again.
+   * @param {number} code the close code of the dropped connection
+   */
   async _reconnectLoop(code) {
+    const loop = ++this._reconnectRun;
+    const current = () => loop === this._reconnectRun && !this._leaving && !this._ended && this.state === "reconnecting";
+    this.reconnectAttempts = 0;
     this._setState("reconnecting", { code });
-    const generation = this._generation;
     for (let attempt = 0; ; attempt++) {
-      await sleep(Math.min(500 * 2 ** attempt, 8000));
-      if (this._leaving || generation !== this._generation) return;
+      const delayMs = reconnectDelay(attempt);
+      await this._pause(delayMs);
+      if (!current()) return;
+      this.reconnectAttempts = attempt + 1;
+      this._emit("reconnect-attempt", { attempt: attempt + 1, delayMs });
       try {
         await this._connect();
-        this.reconnects++;
-        this._emit("reconnected", { attempts: attempt + 1 });
-        return;
       } catch (error) {
-        const closeCode = error instanceof SignalingError ? error.closeCode : null;
-        if (closeCode !== null && FINAL_CLOSE_CODES.has(closeCode)) {
-          this._finish(closeCode, error instanceof SignalingError ? error.code : String(error));
+        if (!current()) return;
+        if (error instanceof SignalingError && error.closeCode !== null && FINAL_CLOSE_CODES.has(error.closeCode)) {
+          if (error.code === "meeting-ended") this._ended = error.message || "the meeting has ended";
+          this._finish(error.closeCode, this._ended ? "meeting-ended" : error.message || error.code);
           return;
         }
-        if (attempt >= 30) {
-          this._finish(code, "could not reconnect");
-          return;
-        }
+        continue; // the server is unreachable or not ready yet: try again after a longer wait
       }
+      this.reconnects++;
+      this._emit("reconnected", { attempts: attempt + 1 });
+      return;
     }
   }
 
+  /**
+   * Wait before the next reconnection attempt; the browser coming back online, or
+   * `retryNow()`, ends the wait early.
+   * @param {number} ms
+   * @returns {Promise<void>}
+   */
+  _pause(ms) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (typeof removeEventListener === "function") removeEventListener("online", done);
+        if (this._wake === done) this._wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      if (typeof addEventListener === "function") addEventListener("online", done);
+      this._wake = done;
+    });
+  }
+
+  /** While reconnecting: try now instead of at the end of the current wait. */
+  retryNow() {
+    if (this._wake) this._wake();
+  }
+
   _teardownMedia() {
-    if (this.pc) {
-      this.pc.close();
+    const pc = this.pc;
+    if (pc) {
       this.pc = null;
+      pc.close();
+      // close() fires no state events: wake whatever waits on this connection (an offer in
+      // flight) so that it gives up now instead of at its timeout.
+      pc.dispatchEvent(new Event("connectionstatechange"));
+      pc.dispatchEvent(new Event("icegatheringstatechange"));
     }
     this.senders = {};
     this.slots = [];
@@ -392,28 +467,34 @@ export class MeetingSession extends EventTarget {
 
   // --- negotiation ---------------------------------------------------------------------
 
-  /** Queue an offer; several requests while one is in flight make one more offer. */
+  /**
+   * Queue an offer; several requests while one is in flight make one more offer. The offer
+   * is made on the peer connection current when its turn comes (after a reconnection, the
+   * new one).
+   */
   requestOffer() {
     if (this._offerWanted) return this._negotiation;
     this._offerWanted = true;
-    const pc = this.pc;
-    this._negotiation = this._negotiation
-      .then(() => {
-        this._offerWanted = false;
-        if (pc && pc === this.pc) return this._offer(pc);
-        return undefined;
-      })
-      .catch((error) => {
+    this._negotiation = this._negotiation.then(async () => {
+      this._offerWanted = false;
+      const pc = this.pc;
+      if (!pc) return;
+      try {
+        await this._offer(pc);
+      } catch (error) {
+        if (pc !== this.pc) return; // replaced meanwhile (a reconnection): nothing to report
+        const e = /** @type {{code?: string, message?: string}} */ (error);
         console.error("negotiation failed:", error);
-        this._offerWanted = false;
-        this._emit("error", { event: { type: "error", code: error.code || "negotiation-failed", message: String(error.message || error) } });
-      });
+        this._emit("error", { event: { type: "error", code: e.code || "negotiation-failed", message: String(e.message || error) } });
+      }
+    });
     return this._negotiation;
   }
 
   /** @param {RTCPeerConnection} pc */
   async _offer(pc) {
     if (pc.remoteDescription) await waitConnected(pc, 10000);
+    if (pc !== this.pc) return;
     for (const kind of /** @type {const} */ (["audio", "video"])) {
       for (; this.pendingSlots[kind] > 0; this.pendingSlots[kind]--) {
         pc.addTransceiver(kind, { direction: "recvonly" });
@@ -618,10 +699,11 @@ export class MeetingSession extends EventTarget {
  * @returns {Promise<void>}
  */
 export function waitGathered(pc, timeoutMs) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  const settled = () => pc.iceGatheringState === "complete" || pc.signalingState === "closed";
+  if (settled()) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
-      if (pc.iceGatheringState !== "complete") return;
+      if (!settled()) return;
       pc.removeEventListener("icegatheringstatechange", done);
       clearTimeout(timer);
       resolve();
@@ -641,7 +723,7 @@ export function waitGathered(pc, timeoutMs) {
  * @returns {Promise<void>}
  */
 export function waitConnected(pc, timeoutMs) {
-  const settled = () => ["connected", "failed", "closed"].includes(pc.connectionState);
+  const settled = () => ["connected", "failed", "closed"].includes(pc.connectionState) || pc.signalingState === "closed";
   if (settled()) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
