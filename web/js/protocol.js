@@ -45,6 +45,16 @@ export const PROTOCOL_VERSION = 1;
  */
 /** @typedef {"idle" | "connecting" | "connected" | "reconnecting" | "closed"} ConnectionState */
 /** @typedef {Record<string, any>} ServerEvent */
+/**
+ * `renegotiate`: `*_slots` are how many more receive slots to add (protocol version 1);
+ * `*_total`, when present, how many receive slots of each kind the next offer should hold in
+ * all (the idempotent form: a repeated event adds nothing).
+ * @typedef {object} RenegotiateEvent
+ * @property {number} [audio_slots]
+ * @property {number} [video_slots]
+ * @property {number} [audio_total]
+ * @property {number} [video_total]
+ */
 
 /** Close codes after which the client must not reconnect by itself (section 6). */
 export const FINAL_CLOSE_CODES = new Set([1000, 1009, 4400, 4401, 4403, 4404, 4408, 4409, 4410, 4411, 4429]);
@@ -320,8 +330,7 @@ export class MeetingSession extends EventTarget {
         this._emit("tracks", { slots: this.slots });
         break;
       case "renegotiate":
-        this.pendingSlots.audio += event.audio_slots;
-        this.pendingSlots.video += event.video_slots;
+        this._addReceiveSlots(event);
         this.requestOffer();
         break;
       case "participant-joined":
@@ -489,6 +498,32 @@ export class MeetingSession extends EventTarget {
       }
     });
     return this._negotiation;
+  }
+
+  /**
+   * Receive slots asked for by a `renegotiate` event: up to `*_total` (counting the
+   * receive-only transceivers we have and those already queued) when the server sends it,
+   * else `*_slots` more.
+   * @param {RenegotiateEvent} event
+   */
+  _addReceiveSlots(event) {
+    for (const kind of /** @type {const} */ (["audio", "video"])) {
+      const total = kind === "audio" ? event.audio_total : event.video_total;
+      const more = kind === "audio" ? event.audio_slots : event.video_slots;
+      const add = typeof total === "number"
+        ? total - (this.receiveSlotCount(kind) + this.pendingSlots[kind])
+        : Number(more) || 0;
+      this.pendingSlots[kind] += Math.max(0, add);
+    }
+  }
+
+  /**
+   * The receive-only transceivers of a kind on the current peer connection.
+   * @param {"audio" | "video"} kind
+   */
+  receiveSlotCount(kind) {
+    if (!this.pc) return 0;
+    return this.pc.getTransceivers().filter((t) => t.direction === "recvonly" && t.receiver.track.kind === kind).length;
   }
 
   /** @param {RTCPeerConnection} pc */
