@@ -202,3 +202,70 @@ def test_recording_indicator_and_dropped_connection_rejoins(
     assert_receiving_video(ana, second_id)
     assert_receiving_video(bo, participant_id(ana))
     assert_tile_playing(remote_tile(bo, "Ana Alves"))
+
+
+# How much of a tile's video picture is on screen, from the element's computed object-fit,
+# its box and the picture's size (and the element inside its tile, which clips).
+PICTURE_SHOWN = """(tile) => {
+  const v = tile.querySelector('video');
+  const fit = getComputedStyle(v).objectFit;
+  const box = v.getBoundingClientRect();
+  const outer = tile.getBoundingClientRect();
+  const vw = v.videoWidth, vh = v.videoHeight;
+  const contain = Math.min(box.width / vw, box.height / vh);
+  const scale = {cover: Math.max(box.width / vw, box.height / vh), contain,
+                 'scale-down': Math.min(1, contain), none: 1}[fit];
+  const shown = scale === undefined ? 1  // fill: stretched, nothing cut
+    : Math.min(1, box.width / (vw * scale)) * Math.min(1, box.height / (vh * scale));
+  const inside = box.left >= outer.left - 1 && box.right <= outer.right + 1
+    && box.top >= outer.top - 1 && box.bottom <= outer.bottom + 1;
+  return {fit, shown, inside, boxAspect: box.width / box.height, videoAspect: vw / vh};
+}"""
+
+
+def test_tiles_show_whole_cameras_and_announcements_clear(
+    browser: Any, contexts: list[Any], server: Server
+) -> None:
+    meeting = server.create_meeting("ana", title="Whole picture")
+    ana = open_person(browser, contexts, server)
+    bo = open_person(browser, contexts, server)
+    sign_in(ana, server, "ana", path=f"/m/{meeting['room_id']}")
+    join(ana)
+
+    # Nothing to say: the live region stays in the page but takes no room.
+    status = ana.get_by_test_id("room-status")
+    expect(status).to_be_attached()
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(status).to_have_text("")
+    expect(status).to_be_hidden()
+    assert status.evaluate("(el) => el.getBoundingClientRect().height") == 0
+
+    sign_in(bo, server, "bo", path=f"/m/{meeting['room_id']}")
+    join(bo)
+    expect(status).to_have_text("Bo Berg joined.")
+    expect(status).to_be_visible()
+    # ... and the message goes away by itself after a few seconds.
+    expect(status).to_have_text("", timeout=TIMEOUT_MS)
+    expect(status).to_be_hidden()
+    expect(status).to_be_attached()
+
+    # A 4:3 camera in a tile of another shape is shown whole (letterboxed, not cropped).
+    tile = remote_tile(ana, "Bo Berg")
+    assert_tile_playing(tile)
+    picture = tile.evaluate(PICTURE_SHOWN)
+    assert picture["fit"] != "cover", picture
+    assert abs(picture["boxAspect"] - picture["videoAspect"]) > 0.1, picture  # a real test
+    assert picture["shown"] > 0.99 and picture["inside"], picture
+    mine = ana.locator('[data-testid="tile"][data-self="true"]')
+    assert mine.locator("video").evaluate("(v) => getComputedStyle(v).objectFit") != "cover"
+    # Screen shares too.
+    ana.get_by_role("button", name="Share your screen").click()
+    stage_tile = bo.get_by_test_id("stage").get_by_test_id("tile")
+    expect(stage_tile).to_have_attribute("data-source", "screen")
+    assert_tile_playing(stage_tile)
+    assert stage_tile.evaluate(PICTURE_SHOWN)["shown"] > 0.99
+    # The strip below the shared screen keeps the cameras whole as well.
+    strip_tile = remote_tile(bo, "Ana Alves")
+    assert_tile_playing(strip_tile)
+    strip = strip_tile.evaluate(PICTURE_SHOWN)
+    assert strip["fit"] != "cover" and strip["shown"] > 0.99, strip

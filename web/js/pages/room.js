@@ -15,6 +15,7 @@ import { showMeetingEnded, showOutcome } from "./meeting.js";
 
 const SPEAKING_LEVEL = 0.02; // RTP audio level (0..1, linear) above which someone speaks
 const SPEAKING_HOLD_MS = 900;
+const ANNOUNCEMENT_MS = 6000; // an announcement stays on screen this long, then clears
 
 /**
  * @typedef {object} RoomOptions
@@ -79,11 +80,14 @@ function buildRoom(session, options) {
   let selfMeter = null;
   let unread = 0;
   let timer = 0;
+  let announceTimer = 0;
   let disposed = false;
   /** @type {MediaStreamTrack | null} */
   let screenTrack = null;
 
   // --- layout -------------------------------------------------------------------------
+  // The announcer is a live region that is always in the page (screen readers watch it);
+  // it floats over the videos and takes no room when empty (style.css).
   const connection = h("span", { class: "pill", "data-testid": "connection-state", "data-state": "connecting", role: "status", "aria-live": "polite" }, "Connecting…");
   const count = h("span", { class: "muted", "data-testid": "participant-count" });
   const recordingPill = h("span", { class: "pill recording", "data-testid": "recording-indicator", role: "status", hidden: true }, "● Recording");
@@ -125,8 +129,9 @@ function buildRoom(session, options) {
   const el = h("section", { class: "room", "data-testid": "room", "aria-label": `Meeting: ${meeting.title}` },
     h("header", { class: "room-bar" },
       h("h1", { class: "room-title" }, meeting.title), connection, recordingPill, count),
-    announcer, mediaMessage,
+    mediaMessage,
     h("div", { class: "room-main" },
+      announcer,
       h("div", { class: "videos" }, stage, grid),
       chatPanel, peoplePanel),
     h("nav", { class: "controls", "aria-label": "Meeting controls" },
@@ -134,9 +139,11 @@ function buildRoom(session, options) {
     audioBox);
 
   // --- helpers -----------------------------------------------------------------------
-  /** @param {string} text */
+  /** Say something in the live region; it clears by itself after a few seconds. @param {string} text */
   function announce(text) {
+    clearTimeout(announceTimer);
     announcer.textContent = text;
+    announceTimer = window.setTimeout(() => { announcer.textContent = ""; }, ANNOUNCEMENT_MS);
   }
 
   /** @param {string} key @param {string} source */
@@ -617,6 +624,7 @@ function buildRoom(session, options) {
     if (disposed) return;
     disposed = true;
     clearInterval(timer);
+    clearTimeout(announceTimer);
     selfMeter?.stop();
     if (session.state !== "closed" && session.state !== "idle") session.leave();
     if (stopMedia) {
