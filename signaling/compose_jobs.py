@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sfu.recording import probe_track_file
 from signaling.config import Settings
-from storage import recordings
+from storage import audit, recordings
 from storage.database import Database
 from storage.models import Recording
 from storage.types import utcnow
@@ -186,7 +186,7 @@ class ComposeQueue:
             old = await recordings.recordings_started_before(db, cutoff)
             for recording in old:
                 await self.delete(recording)
-                await recordings.audit(
+                await audit.record(
                     db,
                     user_id=None,
                     action="retention-delete",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -12,22 +13,39 @@ from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A request body must arrive within this many seconds once its headers have (a client that
+# trickles a body would otherwise hold a handler and a socket for as long as it likes).
+BODY_TIMEOUT_SECONDS = 10.0
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = dict(headers or {})
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
-    return web.json_response({"error": body}, status=status)
+    return web.json_response({"error": body}, status=status, headers=headers)
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:
@@ -43,6 +61,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    408: "request-timeout",
     409: "conflict",
     413: "payload-too-large",
     415: "unsupported-media-type",
@@ -55,7 +74,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
     except ValidationError as exc:
         return error_response(
             422, "validation-failed", "the request is not valid", validation_details(exc)
@@ -70,15 +89,34 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(500, "internal-error", "an internal error occurred")
 
 
+def parse_json(raw: bytes | str) -> Any:
+    """JSON text to Python; ValueError for anything that is not JSON we accept.
+
+    Nesting deep enough to exhaust the parser's recursion is refused as malformed rather
+    than escaping as RecursionError.
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, with 415 / 413 / 400 for the ways it can be wrong."""
+    """The request body as JSON, with 415 / 413 / 408 / 400 for the ways it can be wrong."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported-media-type", "send a JSON body (application/json)")
     try:
-        raw = await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, "payload-too-large", "the request body is too large") from None
+    except TimeoutError:
+        raise ApiError(408, "request-timeout", "the request body arrived too slowly") from None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "malformed-json", "the request body is not valid JSON") from None
+        return parse_json(raw)
+    except ValueError as exc:
+        raise ApiError(
+            400, "malformed-json", f"the request body is not valid JSON ({exc})"
+        ) from None

@@ -6,8 +6,9 @@ OpenAPI description is generated from these models.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -17,20 +18,64 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    field_validator,
 )
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+from signaling.identifiers import MAX_ID
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _single_line(value: str) -> str:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters or line breaks")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 lies before year 1 in UTC
+        raise ValueError("is out of the supported range of dates") from None
+
+
+def _waiting_room_unavailable(value: bool) -> bool:
+    if value:
+        raise ValueError("the waiting room is not available yet; approval cannot be required")
+    return value
+
+
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_single_line),
+]
 Description = Annotated[str, StringConstraints(max_length=5000)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+DisplayName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_single_line),
+]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 MaxParticipants = Annotated[int, Field(ge=2, le=500)]
 Duration = Annotated[int, Field(ge=1, le=1440)]
 # ISO 8601 with an explicit zone (a bare local time is ambiguous); kept in UTC.
-UtcTime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
+UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+RequireApproval = Annotated[bool, AfterValidator(_waiting_room_unavailable)]
 
 
 class Request(BaseModel):
+    """Every request body and query: unknown fields are refused, and no string may carry a
+    NUL character (PostgreSQL cannot store one; nothing legitimate sends one)."""
+
     model_config = ConfigDict(extra="forbid", strict=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class Response(BaseModel):
@@ -109,14 +154,14 @@ class UserPage(Page[UserOut]):
 
 class MeetingSettings(Request):
     max_participants: MaxParticipants = 50
-    require_approval: bool = False
+    require_approval: RequireApproval = False
     enable_recording: bool = False
     enable_chat: bool = True
 
 
 class MeetingSettingsPatch(Request):
     max_participants: MaxParticipants | None = None
-    require_approval: bool | None = None
+    require_approval: RequireApproval | None = None
     enable_recording: bool | None = None
     enable_chat: bool | None = None
 
@@ -175,6 +220,8 @@ class JoinResponse(BaseModel):
     participation_id: int
     role: Literal["host", "moderator", "participant"]
     joined_at: datetime
+    # the seat is kept until then unless the signaling WebSocket joins (null: connected)
+    held_until: datetime | None
 
 
 class HealthResponse(BaseModel):
@@ -204,7 +251,7 @@ class MediaStats(BaseModel):
 
 class PageQuery(Request):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_ID)] = 0
 
 
 class MeetingListQuery(PageQuery):

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
+from signaling.identifiers import parse_id
+
 ALGORITHM = "HS256"
+
+
+def _user_id(sub: Any) -> int:
+    """The user id a token's `sub` names. Only this server signs tokens, but a claim is
+    still input: a `sub` the database cannot hold is refused here, not inside a query."""
+    user_id = parse_id(sub)
+    if user_id is None:
+        raise ValueError("bad sub")
+    return user_id
 
 
 class TokenError(Exception):
@@ -53,6 +66,35 @@ class TokenService:
         }
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
+    def issue_device(self, account: str, ttl_seconds: int) -> str:
+        """A device cookie's value: proof that this browser signed in to `account` (the
+        normalized e-mail) before. It signs nobody in; the sign-in throttle trusts it."""
+        now = int(time.time())
+        payload = {
+            "scope": "device",
+            "acct": account,
+            "did": secrets.token_urlsafe(12),
+            "iat": now,
+            "exp": now + ttl_seconds,
+        }
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
+
+    def verify_device(self, token: str, account: str) -> str | None:
+        """The device id of a valid device cookie for `account`, else None."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["scope", "acct", "did", "exp"]},
+            )
+        except jwt.InvalidTokenError:
+            return None
+        if payload.get("scope") != "device" or payload.get("acct") != account:
+            return None
+        device = payload.get("did")
+        return device if isinstance(device, str) else None
+
     def verify_media(self, token: str, recording_id: int) -> int:
         """The user id a media token was issued to, if it opens this recording."""
         try:
@@ -68,7 +110,10 @@ class TokenService:
             raise TokenError("invalid-token", "the link is not valid") from None
         if payload.get("scope") != "recording" or payload.get("rid") != recording_id:
             raise TokenError("invalid-token", "the link is for another recording")
-        return int(payload["sub"])
+        try:
+            return _user_id(payload["sub"])
+        except ValueError:
+            raise TokenError("invalid-token", "the link is not valid") from None
 
     def verify(self, token: str) -> TokenClaims:
         try:
@@ -81,7 +126,7 @@ class TokenService:
             if "scope" in payload:  # a media link token never signs anybody in
                 raise jwt.InvalidTokenError("scoped token")
             return TokenClaims(
-                user_id=int(payload["sub"]),
+                user_id=_user_id(payload["sub"]),
                 role=str(payload["role"]),
                 issued_at=int(payload["iat"]),
                 expires_at=int(payload["exp"]),

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AuditEvent, Meeting, Recording, RecordingTrack
-from storage.types import utcnow
+from storage.models import Meeting, Recording, RecordingTrack
 
 
 async def create_recording(
@@ -91,30 +90,3 @@ async def active_recording(session: AsyncSession, meeting_id: int) -> Recording 
     return await session.scalar(
         select(Recording).where(Recording.meeting_id == meeting_id, Recording.state == "recording")
     )
-
-
-async def audit(
-    session: AsyncSession,
-    *,
-    user_id: int | None,
-    action: str,
-    recording_id: int | None,
-    detail: str = "",
-) -> None:
-    session.add(
-        AuditEvent(
-            user_id=user_id,
-            action=action,
-            recording_id=recording_id,
-            detail=detail,
-            created_at=utcnow(),
-        )
-    )
-    await session.flush()
-
-
-async def audit_trail(session: AsyncSession, recording_id: int) -> Sequence[AuditEvent]:
-    rows = await session.scalars(
-        select(AuditEvent).where(AuditEvent.recording_id == recording_id).order_by(AuditEvent.id)
-    )
-    return rows.all()

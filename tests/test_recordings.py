@@ -12,7 +12,7 @@ import pytest
 from client.participant import Participant
 from client.signaling import SignalingClient, SignalingError
 from signaling.keys import JOBS, LIVE
-from storage import recordings
+from storage import audit, recordings
 from storage.types import utcnow
 
 LOOPBACK = ("127.0.0.1",)
@@ -297,8 +297,32 @@ async def test_range_requests_media_links_and_audit(api, make_user, database, se
     # the host's link stops working for content the host may no longer see? (still theirs)
     assert (await api.call("POST", f"/api/recordings/{rid}/access", user=member))[0] == 403
     async with database.session() as db:
-        actions = [e.action for e in await recordings.audit_trail(db, rid)]
+        actions = [e.action for e in await audit.trail(db, recording_id=rid)]
     assert actions == ["view", "download"]  # a range request from byte 100 is not logged
+
+
+async def test_malformed_or_unsatisfiable_ranges_are_416_in_the_error_shape(
+    api, make_user, database, settings, clip
+):
+    host = await make_user()
+    room = await new_meeting(api, host)
+    rid, directory = await make_recording(database, settings, room, clip)
+    size = (directory / "composed.mp4").stat().st_size
+    auth = {"Authorization": f"Bearer {api.token_for(host)}"}
+    for bad in ("bytes=abc", "bytes=199-100", "items=0-10", "bytes=0-1,5-", "bytes=", "bytes=-",
+                f"bytes={size}-", f"bytes={size + 10}-{size + 20}", "bytes=\uff19-10"):  # fmt: skip
+        response = await api.client.get(
+            f"/api/recordings/{rid}/file", headers=auth | {"Range": bad}
+        )
+        assert response.status == 416, bad
+        assert response.headers["Content-Range"] == f"bytes */{size}"
+        body = await response.json()
+        assert body["error"]["code"] == "range-not-satisfiable", bad
+    for good, length in (("bytes=0-9", 10), ("bytes=-10", 10), (f"bytes={size - 5}-", 5)):
+        response = await api.client.get(
+            f"/api/recordings/{rid}/file", headers=auth | {"Range": good}
+        )
+        assert response.status == 206 and len(await response.read()) == length, good
 
 
 async def test_delete_and_retention(api, make_user, database, settings, clip):
@@ -310,7 +334,7 @@ async def test_delete_and_retention(api, make_user, database, settings, clip):
     assert not directory.exists()
     assert (await api.call("GET", f"/api/recordings/{rid}", user=host))[0] == 404
     async with database.session() as db:
-        assert [e.action for e in await recordings.audit_trail(db, rid)] == ["delete"]
+        assert [e.action for e in await audit.trail(db, recording_id=rid)] == ["delete"]
 
     old, old_dir = await make_recording(database, settings, room, clip, days_ago=40)
     new, new_dir = await make_recording(database, settings, room, clip, days_ago=1)
@@ -321,4 +345,4 @@ async def test_delete_and_retention(api, make_user, database, settings, clip):
     _, page = await api.call("GET", "/api/recordings", user=host)
     assert [r["id"] for r in page["items"]] == [new]
     async with database.session() as db:
-        assert [e.action for e in await recordings.audit_trail(db, old)] == ["retention-delete"]
+        assert [e.action for e in await audit.trail(db, recording_id=old)] == ["retention-delete"]

@@ -1,4 +1,4 @@
-"""Parse request bodies and query strings into pydantic models (4xx on every failure)."""
+"""Parse request bodies, query strings and path parameters (4xx on every failure)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from signaling.errors import read_json
+from signaling.errors import ApiError, read_json
+from signaling.identifiers import is_room_id, parse_id
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,3 +25,19 @@ def json_model(model: BaseModel, status: int = 200) -> web.Response:
     return web.Response(
         body=model.model_dump_json(), status=status, content_type="application/json"
     )
+
+
+def path_id(request: web.Request, name: str, code: str, what: str) -> int:
+    """The integer path parameter `name`; 404 `code` when it cannot name anything."""
+    value = parse_id(request.match_info[name])
+    if value is None:
+        raise ApiError(404, code, f"no such {what}")
+    return value
+
+
+def path_room_id(request: web.Request) -> str:
+    """The `room_id` path parameter; 404 `meeting-not-found` when it cannot be a room id."""
+    room_id = request.match_info["room_id"]
+    if not is_room_id(room_id):
+        raise ApiError(404, "meeting-not-found", "no meeting has this id")
+    return room_id

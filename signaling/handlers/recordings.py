@@ -14,7 +14,7 @@ from aiohttp import web
 
 from signaling.auth import bearer_token, current_user, user_for_token
 from signaling.errors import ApiError
-from signaling.handlers.bodies import json_model, parse_query
+from signaling.handlers.bodies import json_model, parse_id, parse_query, path_id, path_room_id
 from signaling.handlers.table import ROUTES
 from signaling.keys import DATABASE, JOBS, RECORDINGS, TOKENS
 from signaling.recording_control import RecordingRefused
@@ -30,7 +30,7 @@ from signaling.schemas import (
     RecordingTrackOut,
 )
 from signaling.tokens import TokenError
-from storage import recordings, users
+from storage import audit, recordings, users
 from storage.models import Recording, User
 
 RECORDING = "/api/recordings/{recording_id}"
@@ -66,10 +66,7 @@ def _may_see(user: User, recording: Recording) -> bool:
 
 
 def _recording_id(request: web.Request) -> int:
-    raw = request.match_info["recording_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise ApiError(404, "recording-not-found", "no such recording")
-    return int(raw)
+    return path_id(request, "recording_id", "recording-not-found", "recording")
 
 
 async def _load(request: web.Request, user: User) -> Recording:
@@ -84,7 +81,7 @@ async def _load(request: web.Request, user: User) -> Recording:
 
 async def _audit(request: web.Request, user: User, action: str, rid: int, detail: str) -> None:
     async with request.app[DATABASE].session() as db:
-        await recordings.audit(db, user_id=user.id, action=action, recording_id=rid, detail=detail)
+        await audit.record(db, user_id=user.id, action=action, recording_id=rid, detail=detail)
 
 
 # --- control ------------------------------------------------------------------------------
@@ -102,7 +99,7 @@ async def _audit(request: web.Request, user: User, action: str, rid: int, detail
 async def start_recording(request: web.Request) -> web.Response:
     user = await current_user(request)
     try:
-        recording_id = await request.app[RECORDINGS].start(request.match_info["room_id"], user)
+        recording_id = await request.app[RECORDINGS].start(path_room_id(request), user)
     except RecordingRefused as refused:
         raise ApiError(refused.status, refused.code, refused.message) from None
     return json_model(RecordingStarted(recording_id=recording_id), status=201)
@@ -119,7 +116,7 @@ async def start_recording(request: web.Request) -> web.Response:
 async def stop_recording(request: web.Request) -> web.Response:
     user = await current_user(request)
     try:
-        recording_id = await request.app[RECORDINGS].stop_by(request.match_info["room_id"], user)
+        recording_id = await request.app[RECORDINGS].stop_by(path_room_id(request), user)
     except RecordingRefused as refused:
         raise ApiError(refused.status, refused.code, refused.message) from None
     return json_model(RecordingStarted(recording_id=recording_id))
@@ -211,7 +208,7 @@ async def delete_recording(request: web.Request) -> web.Response:
         row = await recordings.get_recording(db, recording.id)
         if row is not None:
             await db.delete(row)
-        await recordings.audit(
+        await audit.record(
             db,
             user_id=user.id,
             action="delete",
@@ -294,8 +291,9 @@ async def _send_file(
     root = request.app[JOBS].directory(recording)
     if not path.is_relative_to(root) or not await asyncio.to_thread(path.is_file):
         raise ApiError(404, "file-not-found", "that file is not available")
+    start = _range_start(request, (await asyncio.to_thread(path.stat)).st_size)
     download = request.query.get("download") == "1"
-    first_request = request.http_range.start in (None, 0)
+    first_request = start in (None, 0)
     if download or first_request:  # not once per range request of a seeking player
         await _audit(request, user, "download" if download else "stream", recording.id, what)
     response = web.FileResponse(path)
@@ -304,6 +302,25 @@ async def _send_file(
             f'attachment; filename="recording-{recording.id}-{path.name}"'
         )
     return response
+
+
+def _range_start(request: web.Request, size: int) -> int | None:
+    """Where a `Range: bytes=…` request starts; 416 in the error shape for a Range header
+    that is malformed, names several ranges, or lies beyond the file (aiohttp's own 416
+    has no body)."""
+    try:
+        start = request.http_range.start
+    except ValueError:  # not one well-formed `bytes=` range
+        pass
+    else:
+        if start is None or 0 <= start < size or (start < 0 and size > 0):
+            return start
+    raise ApiError(
+        416,
+        "range-not-satisfiable",
+        "send one byte range within the file, e.g. Range: bytes=0-1023",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
 
 
 @ROUTES.route(
@@ -334,7 +351,8 @@ async def composed_file(request: web.Request) -> web.StreamResponse:
 async def track_file(request: web.Request) -> web.StreamResponse:
     user = await _file_user(request)
     recording = await _load(request, user)
-    track = next((t for t in recording.tracks if str(t.id) == request.match_info["track_id"]), None)
+    track_id = parse_id(request.match_info["track_id"])
+    track = next((t for t in recording.tracks if t.id == track_id), None)
     if track is None:
         raise ApiError(404, "file-not-found", "no such track")
     path = request.app[JOBS].directory(recording) / track.file
