@@ -12,6 +12,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,14 @@ log = logging.getLogger(__name__)
 
 JWT_SECRET_FILE = "jwt-secret"
 MIN_SECRET_LENGTH = 32
+
+
+def origin_of(url: str) -> str | None:
+    """scheme://host[:port] of an http(s) URL, as browsers send it in `Origin`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 class ConfigError(Exception):
@@ -49,6 +58,28 @@ class Settings(BaseSettings):
     forwarding: Literal["encoded", "relay"] = "encoded"
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     recording_retention_days: int = Field(default=0, ge=0, le=36500)  # 0: keep forever
+    # HTTP hardening (see signaling/addresses.py and signaling/security.py).
+    idle_timeout_seconds: float = Field(default=15.0, ge=1, le=3600)
+    trusted_proxies: str = ""
+    allowed_origins: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if origin_of(item) != item.rstrip("/"):
+                raise ValueError(f"{item!r} is not an origin like https://meet.example.org")
+        return value
 
     @field_validator("ice_host_addresses")
     @classmethod
@@ -120,6 +151,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tertulia.db').resolve()}"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """Origins whose pages may open the signaling WebSocket: the public URL's, the
+        allowed list, and (when no public URL is set) this server's own loopback names."""
+        urls = [self.resolved_public_url, *self.allowed_origins.split(",")]
+        if not self.public_url:
+            urls += [f"http://{host}:{self.port}" for host in ("127.0.0.1", "[::1]")]
+        return frozenset(filter(None, (origin_of(u.strip()) for u in urls if u.strip())))
 
     @property
     def resolved_public_url(self) -> str:

@@ -6,11 +6,12 @@ import asyncio
 
 from aiohttp import web
 
+from signaling.addresses import client_address
 from signaling.auth import current_admin, current_user
 from signaling.errors import ApiError
-from signaling.handlers.bodies import json_model, parse_body, parse_query
+from signaling.handlers.bodies import json_model, parse_body, parse_query, path_id
 from signaling.handlers.table import ROUTES
-from signaling.keys import DATABASE, SETTINGS, TOKENS
+from signaling.keys import DATABASE, SETTINGS, THROTTLE, TOKENS
 from signaling.passwords import hash_password, verify_password
 from signaling.schemas import (
     LoginRequest,
@@ -22,19 +23,60 @@ from signaling.schemas import (
     UserPage,
     UserPatch,
 )
-from storage import users
+from signaling.throttle import Attempt
+from storage import audit, users
 from storage.models import User
+
+DEVICE_COOKIE = "tertulia_device"
+DEVICE_COOKIE_DAYS = 180
 
 
 def _login_response(request: web.Request, user: User) -> web.Response:
+    """The token, and a device cookie that lets this browser through the sign-in throttle's
+    account-wide block later (see signaling/throttle.py)."""
     tokens = request.app[TOKENS]
-    return json_model(
+    response = json_model(
         LoginResponse(
             token=tokens.issue(user.id, user.role),
             expires_in=tokens.ttl_seconds,
             user=UserOut.model_validate(user),
         )
     )
+    max_age = DEVICE_COOKIE_DAYS * 86400
+    response.set_cookie(
+        DEVICE_COOKIE,
+        tokens.issue_device(user.email, max_age),
+        max_age=max_age,
+        path="/api/auth",
+        httponly=True,
+        samesite="Strict",
+        secure=request.app[SETTINGS].resolved_public_url.startswith("https://"),
+    )
+    return response
+
+
+def _attempt(request: web.Request, email: str) -> Attempt:
+    account = users.normalize_email(email)
+    cookie = request.cookies.get(DEVICE_COOKIE)
+    return Attempt(
+        account=account,
+        address=client_address(request, request.app[SETTINGS].trusted_proxies),
+        device=request.app[TOKENS].verify_device(cookie, account) if cookie else None,
+    )
+
+
+async def _audit_throttle(
+    request: web.Request, attempt: Attempt, action: str, detail: str, user: User | None
+) -> None:
+    async with request.app[DATABASE].session() as session:
+        if user is None:
+            user = await users.get_user_by_email(session, attempt.account)
+        await audit.record(
+            session,
+            user_id=user.id if user else None,
+            action=action,
+            detail=f"{detail}; account {attempt.account!r} from {attempt.address}",
+        )
 
 
 @ROUTES.route(
@@ -45,18 +87,37 @@ def _login_response(request: web.Request, user: User) -> web.Response:
     auth=False,
     body=LoginRequest,
     response=LoginResponse,
-    errors=(401, 403),
+    errors=(401, 403, 429),
 )
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginRequest)
+    throttle = request.app[THROTTLE]
+    attempt = _attempt(request, body.email)
+    wait, refusal = throttle.check(attempt)
+    if wait:
+        if refusal is not None:  # one audit row per block, not one per refused request
+            detail = f"refused while the {refusal.kind} is blocked for {refusal.retry_after} s"
+            await _audit_throttle(request, attempt, "sign-in-refused", detail, None)
+        raise ApiError(
+            429,
+            "too-many-attempts",
+            f"too many failed sign-ins: try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     async with request.app[DATABASE].session() as session:
         user = await users.get_user_by_email(session, body.email)
     stored_hash = user.password_hash if user else None
     # argon2 takes tens of milliseconds: keep it off the event loop that carries media.
     if not await asyncio.to_thread(verify_password, stored_hash, body.password) or user is None:
+        for block in throttle.failed(attempt):
+            detail = (
+                f"{block.failures} failed sign-ins: {block.kind} blocked for {block.seconds:g} s"
+            )
+            await _audit_throttle(request, attempt, "sign-in-blocked", detail, user)
         raise ApiError(401, "invalid-credentials", "wrong e-mail or password")
     if not user.is_active:
         raise ApiError(403, "account-disabled", "this account is disabled")
+    throttle.succeeded(attempt)
     return _login_response(request, user)
 
 
@@ -137,7 +198,7 @@ async def list_users(request: web.Request) -> web.Response:
 )
 async def patch_user(request: web.Request) -> web.Response:
     admin = await current_admin(request)
-    user_id = _int_id(request.match_info["user_id"])
+    user_id = path_id(request, "user_id", "user-not-found", "user")
     body = await parse_body(request, UserPatch)
     changes = body.model_dump(exclude_unset=True)
     if None in changes.values():
@@ -172,9 +233,3 @@ async def _create(request: web.Request, email: str, name: str, password: str, ro
             )
         except users.EmailTaken:
             raise ApiError(409, "email-taken", "an account with this e-mail exists") from None
-
-
-def _int_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
-        raise ApiError(404, "user-not-found", "no such user")
-    return int(raw)
