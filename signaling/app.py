@@ -9,15 +9,28 @@ from pathlib import Path
 from aiohttp import web
 
 from sfu import MediaServer
+from signaling import security
 from signaling.compose_jobs import ComposeQueue
 from signaling.config import Settings, ensure_data_dir, jwt_secret
 from signaling.errors import error_middleware
 from signaling.handlers import ROUTES
-from signaling.keys import DATABASE, JOBS, LIVE, RECORDINGS, SETTINGS, TOKENS
+from signaling.keys import (
+    DATABASE,
+    HANDSHAKES,
+    JOBS,
+    LIVE,
+    RECORDINGS,
+    SETTINGS,
+    THROTTLE,
+    TOKENS,
+)
 from signaling.live import LiveMeetings
 from signaling.media_config import media_settings
+from signaling.ratelimit import PendingHandshakes
 from signaling.recording_control import RecordingControl
+from signaling.throttle import SignInThrottle
 from signaling.tokens import TokenService
+from storage import meetings
 from storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -32,10 +45,14 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[TOKENS] = TokenService(jwt_secret(settings), settings.token_ttl_seconds)
+    app[THROTTLE] = SignInThrottle()
+    app[HANDSHAKES] = PendingHandshakes()
     app.cleanup_ctx.append(_database_context(database))
     app.cleanup_ctx.append(_media_context)
+    app.on_shutdown.append(_send_everyone_away)
     ROUTES.register(app)
     _add_web_client(app)
+    security.install(app, https=settings.resolved_public_url.startswith("https://"))
     return app
 
 
@@ -44,6 +61,9 @@ def _database_context(given: Database | None):  # type: ignore[no-untyped-def]
         ensure_data_dir(app[SETTINGS])
         database = given or Database(app[SETTINGS].resolved_database_url)
         app[DATABASE] = database
+        async with database.session() as session:
+            if closed := await meetings.close_open_visits(session):
+                log.info("closed %d visits left open by the previous run", closed)
         yield
         if given is None:
             await database.dispose()
@@ -62,6 +82,12 @@ async def _media_context(app: web.Application) -> AsyncIterator[None]:
     yield
     await live.close()
     await jobs.close()
+
+
+async def _send_everyone_away(app: web.Application) -> None:
+    """Runs before aiohttp waits for the open WebSocket handlers to finish."""
+    if LIVE in app:
+        await app[LIVE].shutdown()
 
 
 def _add_web_client(app: web.Application) -> None:

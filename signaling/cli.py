@@ -116,7 +116,18 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         return app
 
     loop = _event_loop(settings.event_loop)
-    web.run_app(build(), host=settings.host, port=settings.port, print=None, loop=loop)
+    # keepalive_timeout also bounds how long a connection may take to send a request head:
+    # aiohttp arms it when the connection opens and closes a connection that is still
+    # waiting for a complete request when it fires (slow-header clients included).
+    web.run_app(
+        build(),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        loop=loop,
+        keepalive_timeout=settings.idle_timeout_seconds,
+        shutdown_timeout=10,
+    )
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from sfu import MediaServer, SlotAssignment
-from signaling.protocol import CloseCode
+from signaling.protocol import CloseCode, LeaveReason
 
 if TYPE_CHECKING:
     from signaling.recording_control import RecordingControl
@@ -70,10 +70,10 @@ class Peer:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             log.warning("participant %s is not reading its events; closing", self.participant_id)
-            self.close(CloseCode.FLOOD, "too slow to read events")
+            self.close(CloseCode.FLOOD, LeaveReason.FLOOD)
 
     def close(self, code: int, reason: str) -> None:
-        """Ask the session to end with this close code (first reason wins)."""
+        """Ask the session to end with this close code and `LeaveReason` (first one wins)."""
         if self.closing.is_set():
             return
         self.close_code, self.close_reason = code, reason
@@ -95,7 +95,7 @@ class Peer:
             try:
                 await self.ws.send_json(event)
             except (ConnectionError, RuntimeError):
-                self.close(CloseCode.NORMAL, "connection lost")
+                self.close(CloseCode.ABNORMAL, LeaveReason.DISCONNECTED)
                 return
 
     # --- sfu.MediaEvents ------------------------------------------------------------------
@@ -107,7 +107,8 @@ class Peer:
         self.send({"type": "tracks", "slots": [asdict(slot) for slot in slots]})
 
     async def connection_lost(self, reason: str) -> None:
-        self.close(CloseCode.MEDIA_FAILED, f"media connection lost: {reason}")
+        log.info("participant %s lost its media connection: %s", self.participant_id, reason)
+        self.close(CloseCode.MEDIA_FAILED, LeaveReason.MEDIA_FAILED)
 
 
 @dataclass
@@ -173,12 +174,17 @@ class LiveMeetings:
             await self.recordings.stop(room_id, None, reason="meeting ended")
         room.broadcast({"type": "meeting-ended", "reason": "the host ended the meeting"})
         for peer in list(room.peers.values()):
-            peer.close(CloseCode.MEETING_ENDED, "meeting ended")
+            peer.close(CloseCode.MEETING_ENDED, LeaveReason.MEETING_ENDED)
 
-    async def close(self) -> None:
+    async def shutdown(self) -> None:
+        """The server is stopping: store the recordings, then ask everyone to go (1001, so
+        clients reconnect, to this server once it is back or to another one)."""
         if self.recordings is not None:
             await self.recordings.stop_all("server shutting down")
         for room in list(self.rooms.values()):
             for peer in list(room.peers.values()):
-                peer.close(CloseCode.NORMAL, "server shutting down")
+                peer.close(CloseCode.GOING_AWAY, LeaveReason.SERVER_SHUTDOWN)
+
+    async def close(self) -> None:
+        await self.shutdown()
         await self.media.close()

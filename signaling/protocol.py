@@ -23,7 +23,8 @@ RequestId = Annotated[str, StringConstraints(max_length=64)]
 
 
 class ClientMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "yes" or 1 is not a boolean, "1" is not a version (docs/protocol.md, section 3)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     id: RequestId | None = None  # echoed as `ref` in the reply or error
 
 
@@ -97,6 +98,7 @@ class ErrorCode:
     UNKNOWN_TYPE = "unknown-type"
     INVALID_MESSAGE = "invalid-message"
     NOT_AUTHENTICATED = "not-authenticated"
+    MISSING_TOKEN = "missing-token"
     ALREADY_AUTHENTICATED = "already-authenticated"
     UNSUPPORTED_VERSION = "unsupported-version"
     MESSAGE_TOO_LARGE = "message-too-large"
@@ -111,10 +113,27 @@ class ErrorCode:
     MEDIA_FAILED = "media-failed"
 
 
+class LeaveReason:
+    """`participant-left.reason` and the close frame's reason: why someone left."""
+
+    LEFT = "left"  # sent `leave`
+    DISCONNECTED = "disconnected"  # the socket closed without `leave`
+    TIMED_OUT = "timed-out"  # missed the server's keep-alive pings
+    REPLACED = "replaced"  # the same person joined again from another connection
+    MEDIA_FAILED = "media-failed"  # ICE/DTLS failed, or an offer could not be applied
+    FLOOD = "flood"  # too many messages, or too slow to read events
+    MESSAGE_TOO_LARGE = "message-too-large"
+    MEETING_ENDED = "meeting-ended"
+    SERVER_SHUTDOWN = "server-shutdown"
+    SERVER_ERROR = "server-error"
+
+
 class CloseCode:
     """WebSocket close codes (4000-4999 are the application's)."""
 
     NORMAL = 1000
+    GOING_AWAY = 1001  # the server is shutting down: reconnect
+    ABNORMAL = 1006  # no close frame: the keep-alive timed out or the network dropped
     MESSAGE_TOO_BIG = 1009
     PROTOCOL = 4400  # first message was not a valid hello, or wrong version
     UNAUTHORIZED = 4401  # missing, invalid or expired token

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -17,10 +16,12 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from sfu import NegotiationError
+from signaling.addresses import client_address
 from signaling.auth import user_for_token
-from signaling.errors import ApiError
+from signaling.errors import ApiError, parse_json
 from signaling.events import chat_event
-from signaling.keys import DATABASE, LIVE, RECORDINGS, SETTINGS
+from signaling.identifiers import is_room_id
+from signaling.keys import DATABASE, HANDSHAKES, LIVE, RECORDINGS, SETTINGS
 from signaling.live import LiveRoom, MediaFlags, Peer
 from signaling.media_config import client_ice_servers
 from signaling.protocol import (
@@ -38,6 +39,7 @@ from signaling.protocol import (
     ErrorCode,
     Hello,
     Leave,
+    LeaveReason,
     MediaState,
     Offer,
     Ping,
@@ -66,18 +68,38 @@ class Refused(Exception):
 
 
 async def meeting_socket(request: web.Request) -> web.WebSocketResponse:
-    """GET /api/meetings/{room_id}/ws — the signaling WebSocket (see docs/protocol.md)."""
-    ws = web.WebSocketResponse(
-        heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES, autoping=True
-    )
-    await ws.prepare(request)
+    """GET /api/meetings/{room_id}/ws — the signaling WebSocket (see docs/protocol.md).
+
+    Before the upgrade: the page's `Origin` must be one of ours (403), and one address may
+    hold only so many sockets that have not said hello yet (429). After it, `hello` must
+    arrive within HELLO_TIMEOUT_SECONDS of the upgrade, however many pings are answered.
+    """
+    app = request.app
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in app[SETTINGS].origins:
+        raise ApiError(403, "origin-not-allowed", "pages of this origin may not join meetings")
+    address = client_address(request, app[SETTINGS].trusted_proxies)
+    if not app[HANDSHAKES].enter(address):
+        raise ApiError(429, "too-many-connections", "too many connections are waiting to say hello")
     try:
-        session = await _handshake(request, ws, request.match_info["room_id"])
-    except Refused as refused:
-        log.info("signaling refused: %s (%s)", refused.code, refused.message)
-        await _send_quietly(ws, error_event(refused.code, refused.message))
-        await ws.close(code=refused.close_code, message=refused.code.encode())
-        return ws
+        ws = web.WebSocketResponse(
+            heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES, autoping=True
+        )
+        await ws.prepare(request)
+        try:
+            session = await _handshake(request, ws, request.match_info["room_id"])
+        except Refused as refused:
+            log.info("signaling refused: %s (%s)", refused.code, refused.message)
+            await _send_quietly(ws, error_event(refused.code, refused.message))
+            await ws.close(code=refused.close_code, message=refused.code.encode())
+            return ws
+        except Exception:
+            # never an HTTP 500 written into the upgraded stream: a close frame says it
+            log.exception("signaling handshake failed")
+            await ws.close(code=CloseCode.SERVER_ERROR, message=LeaveReason.SERVER_ERROR.encode())
+            return ws
+    finally:
+        app[HANDSHAKES].leave(address)
     await session.run()
     return ws
 
@@ -88,8 +110,11 @@ async def _send_quietly(ws: web.WebSocketResponse, event: dict[str, Any]) -> Non
 
 
 async def _first_message(ws: web.WebSocketResponse) -> Hello:
+    """The `hello`, within an absolute deadline (each answered ping would re-arm a plain
+    receive timeout)."""
     try:
-        msg = await ws.receive(timeout=HELLO_TIMEOUT_SECONDS)
+        async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
+            msg = await ws.receive()
     except TimeoutError:
         raise Refused(
             CloseCode.HANDSHAKE_TIMEOUT, ErrorCode.NOT_AUTHENTICATED, "send hello first"
@@ -97,7 +122,7 @@ async def _first_message(ws: web.WebSocketResponse) -> Hello:
     if msg.type != WSMsgType.TEXT:
         raise Refused(CloseCode.PROTOCOL, ErrorCode.NOT_AUTHENTICATED, "send hello first")
     try:
-        data = json.loads(msg.data)
+        data = parse_json(msg.data)
     except ValueError:
         raise Refused(CloseCode.PROTOCOL, ErrorCode.MALFORMED_JSON, "not JSON") from None
     if not isinstance(data, dict) or data.get("type") != "hello":
@@ -109,6 +134,10 @@ async def _first_message(ws: web.WebSocketResponse) -> Hello:
             CloseCode.PROTOCOL,
             ErrorCode.UNSUPPORTED_VERSION,
             f"this server speaks protocol version {PROTOCOL_VERSION}",
+        )
+    if data.get("token") in (None, ""):
+        raise Refused(
+            CloseCode.UNAUTHORIZED, ErrorCode.MISSING_TOKEN, "hello needs the sign-in token"
         )
     try:
         return Hello.model_validate(data)
@@ -126,6 +155,8 @@ async def _handshake(request: web.Request, ws: web.WebSocketResponse, room_id: s
     except ApiError as exc:
         close = CloseCode.FORBIDDEN if exc.status == 403 else CloseCode.UNAUTHORIZED
         raise Refused(close, exc.code, exc.message) from None
+    if not is_room_id(room_id):
+        raise Refused(CloseCode.NOT_FOUND, "meeting-not-found", "no meeting has this id")
     async with app[DATABASE].session() as db:
         meeting = await meetings.get_meeting(db, room_id)
         if meeting is None:
@@ -143,7 +174,7 @@ async def _handshake(request: web.Request, ws: web.WebSocketResponse, room_id: s
     room = live.room(room_id, meeting.id, meeting.host_id, meeting.enable_chat)
     previous = room.peer_of_user(user.id)
     if previous is not None:
-        previous.close(CloseCode.REPLACED, "you joined again from another connection")
+        previous.close(CloseCode.REPLACED, LeaveReason.REPLACED)
         room.detach(previous)
     peer = Peer(
         room_id=room_id,
@@ -225,20 +256,22 @@ class Session:
                     return
         finally:
             if ws.close_code == CloseCode.MESSAGE_TOO_BIG:
-                self.peer.close(CloseCode.MESSAGE_TOO_BIG, ErrorCode.MESSAGE_TOO_LARGE)
-            self.peer.close(ws.close_code or CloseCode.NORMAL, "closed by the client")
+                self.peer.close(CloseCode.MESSAGE_TOO_BIG, LeaveReason.MESSAGE_TOO_LARGE)
+            elif isinstance(ws.exception(), TimeoutError):  # aiohttp: no pong in time
+                self.peer.close(CloseCode.ABNORMAL, LeaveReason.TIMED_OUT)
+            self.peer.close(ws.close_code or CloseCode.ABNORMAL, LeaveReason.DISCONNECTED)
 
     def _accept(self, raw: str) -> None:
         """Rate-limit and validate one message; valid ones go to the handler, in order."""
         if not self.bucket.take():
             self.strikes += 1
             if self.strikes >= FLOOD_STRIKES:
-                self.peer.close(CloseCode.FLOOD, "too many messages")
+                self.peer.close(CloseCode.FLOOD, LeaveReason.FLOOD)
             elif self.strikes % 10 == 1:
                 self._error(ErrorCode.RATE_LIMITED, "slow down: messages are being dropped")
             return
         try:
-            data = json.loads(raw)
+            data = parse_json(raw)
         except ValueError:
             self._error(ErrorCode.MALFORMED_JSON, "the message is not valid JSON")
             return
@@ -286,7 +319,7 @@ class Session:
             case EndMeeting():
                 await self._end_meeting(message)
             case Leave():
-                self.peer.close(CloseCode.NORMAL, "left")
+                self.peer.close(CloseCode.NORMAL, LeaveReason.LEFT)
             case StartRecording() | StopRecording():
                 await self._recording(message)
 
@@ -304,7 +337,7 @@ class Session:
             # half-updated, so end this session; the client reconnects with a fresh one.
             log.exception("negotiation failed for %s", self.peer.participant_id)
             self._error(ErrorCode.MEDIA_FAILED, "the server could not apply the offer", offer.id)
-            self.peer.close(CloseCode.MEDIA_FAILED, "negotiation failed")
+            self.peer.close(CloseCode.MEDIA_FAILED, LeaveReason.MEDIA_FAILED)
             return
         self.peer.send({"type": "answer", "sdp": sdp, "ref": offer.id})
 

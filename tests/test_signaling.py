@@ -168,7 +168,7 @@ async def test_rejoin_replaces_the_old_connection(api, make_user, clients):
     left = await a.wait_for(
         "participant-left", lambda e: e["participant_id"] == first.participant_id
     )
-    assert "again" in left["reason"]
+    assert left["reason"] == "replaced"
     assert [p["participant_id"] for p in second.welcome["participants"]] == [a.participant_id]
 
 
@@ -350,3 +350,146 @@ async def test_no_session_tasks_left_behind(api, make_user):
         await asyncio.sleep(0.05)
     assert not [n for n in names if n.startswith("ws-")]
     assert api.app[LIVE].rooms == {}
+
+
+async def test_hello_deadline_is_absolute_even_for_sockets_that_answer_pings(
+    api, make_user, monkeypatch
+):
+    import aiohttp
+
+    from signaling import session as session_module
+
+    monkeypatch.setattr(session_module, "HELLO_TIMEOUT_SECONDS", 1.5)
+    monkeypatch.setattr(session_module, "HEARTBEAT_SECONDS", 0.3)  # pings well before it
+    host = await make_user()
+    room = await new_meeting(api, host)
+    url = SignalingClient(api.base_url, room, "").url
+
+    async def idle(session: aiohttp.ClientSession) -> tuple[list[str], int | None]:
+        """Never say hello, but answer every ping (reading is what answers them)."""
+        ws = await session.ws_connect(url, autoping=True)
+        codes = []
+        async for msg in ws:
+            codes.append(msg.json()["code"])
+        return codes, ws.close_code
+
+    async with aiohttp.ClientSession() as session:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(idle(session) for _ in range(10))), timeout=15
+        )
+    assert results == [(["not-authenticated"], CloseCode.HANDSHAKE_TIMEOUT)] * 10
+
+
+async def test_sockets_waiting_for_hello_are_capped_per_address(api, make_user):
+    import aiohttp
+
+    host = await make_user()
+    room = await new_meeting(api, host)
+    url = SignalingClient(api.base_url, room, "").url
+    async with aiohttp.ClientSession() as session:
+        waiting = [await session.ws_connect(url) for _ in range(20)]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(url)
+        assert refused.value.status == 429
+        # saying hello frees the place
+        await waiting[0].send_json({"type": "hello", "version": 1, "token": api.token_for(host)})
+        assert (await waiting[0].receive_json(timeout=5))["type"] == "welcome"
+        extra = await session.ws_connect(url)
+        for ws in [*waiting, extra]:
+            await ws.close()
+
+
+async def test_origin_must_be_ours(api, make_user, clients):
+    import aiohttp
+
+    host = await make_user()
+    room = await new_meeting(api, host)
+    url = SignalingClient(api.base_url, room, "").url
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(url, origin="https://evil.example.com")
+        assert refused.value.status == 403
+        ws = await session.ws_connect(url, origin="https://meet.example.org")  # the public URL
+        await ws.send_json({"type": "hello", "version": 1, "token": api.token_for(host)})
+        assert (await ws.receive_json(timeout=5))["type"] == "welcome"
+        await ws.close()
+    response = await api.client.get(f"/api/meetings/{room}/ws", headers={"Origin": "null"})
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "origin-not-allowed"
+
+
+async def test_plain_get_on_the_socket_route_is_a_400(api, make_user):
+    host = await make_user()
+    room = await new_meeting(api, host)
+    status, body = await api.call("GET", f"/api/meetings/{room}/ws")
+    assert status == 400 and body["error"]["code"] == "bad-request"
+
+
+async def test_hello_without_a_token_is_missing_token(api, make_user):
+    host = await make_user()
+    room = await new_meeting(api, host)
+    for hello in ({"type": "hello", "version": 1}, {"type": "hello", "version": 1, "token": ""}):
+        await expect_refused(
+            api, room, "", CloseCode.UNAUTHORIZED, "missing-token", first=json.dumps(hello)
+        )
+
+
+async def test_deep_json_on_the_socket(api, make_user, clients):
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host)
+    deep = "[" * 50_000 + "]" * 50_000
+    await expect_refused(
+        api, room, api.token_for(host), CloseCode.PROTOCOL, "malformed-json", first=deep
+    )
+    a, b = await connect(api, host, room), await connect(api, guest, room)
+    clients.extend([a, b])
+    await b.send_raw(deep)
+    assert (await b.wait_for("error"))["code"] == "malformed-json"
+    assert (await b.request({"type": "ping"}, "pong"))["type"] == "pong"
+    assert not a.closed.is_set()
+
+
+async def test_protocol_types_are_strict(api, make_user, clients):
+    host = await make_user()
+    room = await new_meeting(api, host)
+    a = await connect(api, host, room)
+    clients.append(a)
+    for value in ("yes", 1, 0, "true", None):
+        with pytest.raises(SignalingError) as refused:
+            await a.request(
+                {"type": "media-state", "microphone": value, "camera": True, "screen": False},
+                "media-state",
+            )
+        assert refused.value.code == "invalid-message", value
+    await expect_refused(
+        api,
+        room,
+        "",
+        CloseCode.PROTOCOL,
+        "invalid-message",
+        first=json.dumps({"type": "hello", "version": 1, "token": 12345}),
+    )
+
+
+async def test_participant_left_says_why(api, make_user, clients, monkeypatch):
+    import aiohttp
+
+    from signaling import session as session_module
+
+    monkeypatch.setattr(session_module, "HEARTBEAT_SECONDS", 1.0)
+    host, leaver, dropper, silent_user = [await make_user() for _ in range(4)]
+    room = await new_meeting(api, host)
+    a = await connect(api, host, room)
+    clients.append(a)
+    b = await connect(api, leaver, room)
+    await b.send({"type": "leave"})
+    assert (await a.wait_for("participant-left"))["reason"] == "left"
+    c = await connect(api, dropper, room)
+    await c.close()
+    assert (await a.wait_for("participant-left"))["reason"] == "disconnected"
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(SignalingClient(api.base_url, room, "").url, autoping=False)
+        await ws.send_json({"type": "hello", "version": 1, "token": api.token_for(silent_user)})
+        left = await a.wait_for("participant-left", timeout=15)
+        assert left["reason"] == "timed-out"
+        await ws.close()
