@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import case, func, or_, select, update
@@ -102,13 +103,22 @@ async def end_meeting(session: AsyncSession, meeting: Meeting) -> list[Participa
     return list(open_visits)
 
 
-async def join_meeting(session: AsyncSession, room_id: str, user_id: int) -> JoinResult:
-    """Record a visit, refusing an ended or full meeting.
+async def join_meeting(
+    session: AsyncSession, room_id: str, user_id: int, *, hold: timedelta | None = None
+) -> JoinResult:
+    """Open a visit, refusing an ended or full meeting.
 
     Safe under concurrent joins: the first statement writes the meeting row, which takes
     PostgreSQL's row lock and SQLite's write lock, so the count-then-insert below runs for
-    one joiner at a time per meeting. A user who is already inside (a second tab, a
-    reconnect) does not count against the limit; their previous open visit is closed.
+    one joiner at a time per meeting.
+
+    Seats: the meeting is full when as many *other* people as it allows have an open visit
+    that is live or whose hold has not run out; a person already inside (a second tab, a
+    reconnect) does not count against the limit, and the host is never refused. A live
+    join (`hold` None: the signaling connection) confirms the person's still-held REST
+    visit or opens a new one, and ends their other open visits (that connection is being
+    replaced). A REST join (`hold` given) holds a seat that long, unless the person is
+    connected already. Holds that ran out are closed here, where they ended.
     """
     now = utcnow()
     locked = await session.execute(
@@ -122,29 +132,52 @@ async def join_meeting(session: AsyncSession, room_id: str, user_id: int) -> Joi
         raise MeetingEnded(room_id)
     meeting = await session.get(Meeting, meeting_id, populate_existing=True)
     assert meeting is not None
-    others_inside = await session.scalar(
-        select(func.count(func.distinct(Participation.user_id))).where(
-            Participation.meeting_id == meeting_id,
-            Participation.left_at.is_(None),
-            Participation.user_id != user_id,
-        )
-    )
-    if (others_inside or 0) >= meeting.max_participants:
-        raise MeetingFull(room_id)
+    open_visit = (Participation.meeting_id == meeting_id) & Participation.left_at.is_(None)
     await session.execute(
         update(Participation)
-        .where(
-            Participation.meeting_id == meeting_id,
-            Participation.user_id == user_id,
-            Participation.left_at.is_(None),
-        )
-        .values(left_at=now)
+        .where(open_visit, Participation.held_until <= now)
+        .values(left_at=Participation.held_until)
     )
-    role = "host" if meeting.host_id == user_id else "participant"
-    visit = Participation(meeting_id=meeting_id, user_id=user_id, role=role, joined_at=now)
+    if meeting.host_id != user_id:
+        others_inside = await session.scalar(
+            select(func.count(func.distinct(Participation.user_id))).where(
+                open_visit, Participation.user_id != user_id
+            )
+        )
+        if (others_inside or 0) >= meeting.max_participants:
+            raise MeetingFull(room_id)
+    mine = list(
+        await session.scalars(
+            select(Participation)
+            .where(open_visit, Participation.user_id == user_id)
+            .order_by(Participation.joined_at, Participation.id)
+        )
+    )
+    held = next((v for v in mine if v.held_until is not None), None)
+    live = next((v for v in mine if v.held_until is None), None)
+    if hold is None:
+        visit = held or Participation(meeting_id=meeting_id, user_id=user_id, joined_at=now)
+        visit.held_until = None
+    else:
+        visit = live or held or Participation(meeting_id=meeting_id, user_id=user_id, joined_at=now)
+        if visit is not live:
+            visit.held_until = now + hold
+    visit.role = "host" if meeting.host_id == user_id else visit.role or "participant"
+    for other in mine:
+        if other is not visit:
+            other.left_at = now
     session.add(visit)
     await session.flush()
     return JoinResult(participation=visit, meeting=meeting)
+
+
+async def close_open_visits(session: AsyncSession) -> int:
+    """At start-up: an open visit is a connection of a previous run of the server (one
+    process serves every meeting), so it has ended. Returns how many were closed."""
+    result = await session.execute(
+        update(Participation).where(Participation.left_at.is_(None)).values(left_at=utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def leave_meeting(session: AsyncSession, participation_id: int) -> None:
@@ -156,10 +189,13 @@ async def leave_meeting(session: AsyncSession, participation_id: int) -> None:
 
 
 async def participants_inside(session: AsyncSession, meeting_id: int) -> int:
+    """People with an open visit (live, or held and not run out)."""
     return (
         await session.scalar(
             select(func.count(func.distinct(Participation.user_id))).where(
-                Participation.meeting_id == meeting_id, Participation.left_at.is_(None)
+                Participation.meeting_id == meeting_id,
+                Participation.left_at.is_(None),
+                (Participation.held_until.is_(None)) | (Participation.held_until > utcnow()),
             )
         )
         or 0

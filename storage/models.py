@@ -89,7 +89,12 @@ class Meeting(Timestamped, Base):
 
 
 class Participation(Base):
-    """One row per visit: a rejoin opens a new row, so the history is kept."""
+    """One row per visit: a rejoin opens a new row, so the history is kept.
+
+    A visit is open while `left_at` is NULL. One opened over REST (`POST .../join`) only
+    holds a seat until `held_until`; the signaling connection that follows confirms it
+    (`held_until` NULL). An unconfirmed visit stops counting when its hold runs out.
+    """
 
     __tablename__ = "participations"
     __table_args__ = (
@@ -104,6 +109,7 @@ class Participation(Base):
     role: Mapped[str] = mapped_column(String(16), default="participant")
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The last media state the participant announced (signaling `media-state`).
     microphone_on: Mapped[bool] = mapped_column(Boolean, default=False)
     camera_on: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -33,8 +33,11 @@ async def test_concurrent_joins_from_separate_sessions_respect_the_limit(databas
             )
             for i in range(6)
         ]
+        host = await users.create_user(
+            session, email="host@example.org", display_name="Host", password_hash="h"
+        )
         meeting = await meetings.create_meeting(
-            session, host_id=people[0].id, title="m", max_participants=2
+            session, host_id=host.id, title="m", max_participants=2
         )
 
     async def join(user_id: int) -> str:

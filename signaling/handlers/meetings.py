@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from signaling.auth import current_user
 from signaling.errors import ApiError
-from signaling.handlers.bodies import json_model, parse_body, parse_query
+from signaling.handlers.bodies import json_model, parse_body, parse_query, path_room_id
 from signaling.handlers.table import ROUTES
 from signaling.keys import DATABASE, LIVE, SETTINGS
 from signaling.schemas import (
@@ -23,8 +24,14 @@ from signaling.schemas import (
 )
 from storage import meetings
 from storage.models import Meeting, User
+from storage.types import utcnow
 
 MEETING_PATH = "/api/meetings/{room_id}"
+# A meeting may be scheduled a little in the past (a form filled in just before the hour),
+# not further: such a meeting would be listed as upcoming although its time has gone.
+PAST_START_GRACE = timedelta(minutes=5)
+# A REST join holds a seat this long for the signaling connection that should follow.
+SEAT_HOLD_SECONDS = 60
 
 
 def meeting_out(request: web.Request, meeting: Meeting, viewer: User) -> MeetingOut:
@@ -59,6 +66,16 @@ async def _load(session: Any, room_id: str) -> Meeting:
     return meeting
 
 
+def _check_start(start: datetime | None) -> None:
+    if start is not None and start < utcnow() - PAST_START_GRACE:
+        raise ApiError(
+            422,
+            "validation-failed",
+            "the request is not valid",
+            [{"field": "scheduled_start", "message": "must not be in the past"}],
+        )
+
+
 def _require_host_or_admin(meeting: Meeting, user: User) -> None:
     if meeting.host_id != user.id and user.role != "admin":
         raise ApiError(403, "not-host", "only the meeting's host or an administrator may do this")
@@ -76,6 +93,7 @@ def _require_host_or_admin(meeting: Meeting, user: User) -> None:
 async def create_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
     body = await parse_body(request, MeetingCreate)
+    _check_start(body.scheduled_start)
     async with request.app[DATABASE].session() as session:
         meeting = await meetings.create_meeting(
             session,
@@ -120,7 +138,7 @@ async def list_meetings(request: web.Request) -> web.Response:
 async def get_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
     async with request.app[DATABASE].session() as session:
-        meeting = await _load(session, request.match_info["room_id"])
+        meeting = await _load(session, path_room_id(request))
         out = meeting_out(request, meeting, user)
     return json_model(out)
 
@@ -144,10 +162,12 @@ async def patch_meeting(request: web.Request) -> web.Response:
     if any(value is None and name not in nullable for name, value in changes.items()):
         raise ApiError(422, "validation-failed", "only scheduled_start may be set to null")
     async with request.app[DATABASE].session() as session:
-        meeting = await _load(session, request.match_info["room_id"])
+        meeting = await _load(session, path_room_id(request))
         _require_host_or_admin(meeting, user)
         if meeting.status == "ended":
             raise ApiError(409, "meeting-ended", "an ended meeting cannot be changed")
+        if changes.get("scheduled_start", meeting.scheduled_start) != meeting.scheduled_start:
+            _check_start(changes["scheduled_start"])
         await meetings.update_meeting(session, meeting, **changes)
         out = meeting_out(request, meeting, user)
     return json_model(out)
@@ -163,7 +183,7 @@ async def patch_meeting(request: web.Request) -> web.Response:
 )
 async def delete_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
-    room_id = request.match_info["room_id"]
+    room_id = path_room_id(request)
     async with request.app[DATABASE].session() as session:
         meeting = await _load(session, room_id)
         _require_host_or_admin(meeting, user)
@@ -175,18 +195,20 @@ async def delete_meeting(request: web.Request) -> web.Response:
 @ROUTES.route(
     "POST",
     MEETING_PATH + "/join",
-    summary="Record a visit to the meeting",
+    summary="Hold a seat in the meeting for the signaling connection that follows",
     tag="meetings",
     response=JoinResponse,
     errors=(404, 409),
 )
 async def join_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
-    room_id = request.match_info["room_id"]
+    room_id = path_room_id(request)
     async with request.app[DATABASE].session() as session:
         await _load(session, room_id)
         try:
-            joined = await meetings.join_meeting(session, room_id, user.id)
+            joined = await meetings.join_meeting(
+                session, room_id, user.id, hold=timedelta(seconds=SEAT_HOLD_SECONDS)
+            )
         except meetings.MeetingEnded:
             raise ApiError(409, "meeting-ended", "this meeting has ended") from None
         except meetings.MeetingFull:
@@ -197,6 +219,7 @@ async def join_meeting(request: web.Request) -> web.Response:
             participation_id=joined.participation.id,
             role=joined.participation.role,  # type: ignore[arg-type]
             joined_at=joined.participation.joined_at,
+            held_until=joined.participation.held_until,
         )
     return json_model(out)
 
@@ -211,7 +234,7 @@ async def join_meeting(request: web.Request) -> web.Response:
 )
 async def end_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
-    room_id = request.match_info["room_id"]
+    room_id = path_room_id(request)
     async with request.app[DATABASE].session() as session:
         meeting = await _load(session, room_id)
         if meeting.host_id != user.id:
