@@ -4,6 +4,7 @@ camera and microphone refused)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,17 @@ def test_dashboard_create_edit_copy_delete(
     page = context_page
     sign_in(page, server, "bo")
     expect(page.get_by_test_id("dashboard")).to_be_visible()
+    # The waiting room does not exist yet: no "Require approval to join" to tick.
+    expect(page.get_by_test_id("meeting-form")).to_contain_text("Allow recording")
+    expect(page.get_by_label("Require approval to join")).to_have_count(0)
     page.get_by_label("Title").fill("Planning")
     page.get_by_label("Start time").fill("2032-01-02T09:00")
-    page.get_by_label("Require approval to join").check()
     page.get_by_label("Allow chat").uncheck()
-    page.get_by_test_id("meeting-submit").click()
+    with page.expect_request(
+        lambda r: r.method == "POST" and r.url.endswith("/api/meetings")
+    ) as sent:
+        page.get_by_test_id("meeting-submit").click()
+    assert "require_approval" not in sent.value.post_data_json["settings"]
     item = (
         page.get_by_test_id("upcoming-list")
         .get_by_test_id("meeting-item")
@@ -65,7 +72,7 @@ def test_dashboard_create_edit_copy_delete(
 
     status, meeting = server.request("GET", f"/api/meetings/{room_id}", server.token("bo"))
     assert status == 200
-    assert meeting["settings"]["require_approval"] is True
+    assert meeting["settings"]["require_approval"] is False
     assert meeting["settings"]["enable_chat"] is False
     assert meeting["scheduled_start"] is not None
 
@@ -94,6 +101,89 @@ def test_dashboard_create_edit_copy_delete(
     expect(theirs.get_by_test_id("join-link")).to_be_visible()
     expect(theirs.get_by_test_id("edit-meeting")).to_have_count(0)
     expect(theirs.get_by_test_id("delete-meeting")).to_have_count(0)
+
+
+def test_dashboard_form_explains_mistakes_in_words(
+    browser: Any, contexts: list[Any], server: Server
+) -> None:
+    page = open_person(browser, contexts, server)
+    sign_in(page, server, "cy")
+    expect(page.get_by_test_id("dashboard")).to_be_visible()
+    sent: list[Any] = []
+    page.on(
+        "request",
+        lambda r: (
+            sent.append(r) if r.method == "POST" and r.url.endswith("/api/meetings") else None
+        ),
+    )
+    error = page.get_by_test_id("meeting-form-error")
+    title = page.get_by_label("Title")
+    start = page.get_by_label("Start time")
+    submit = page.get_by_test_id("meeting-submit")
+
+    # A blank title is refused at once, without asking the server.
+    title.fill("   ")
+    submit.click()
+    expect(error).to_have_text("Enter a title")
+    expect(title).to_have_attribute("aria-invalid", "true")
+    expect(title).to_be_focused()
+    assert sent == []
+
+    # A start time in the past: the picker starts at now, and the form says so before sending.
+    assert page.evaluate(
+        """(min) => { const age = Date.now() - new Date(min).getTime();
+                      return age >= 0 && age < 10 * 60 * 1000; }""",
+        start.get_attribute("min"),
+    ), start.get_attribute("min")
+    title.fill("  Retrospective  ")
+    start.fill("2020-03-04T10:00")
+    submit.click()
+    expect(error).to_have_text("Start time: choose a time in the future")
+    expect(start).to_have_attribute("aria-invalid", "true")
+    expect(title).not_to_have_attribute("aria-invalid", "true")
+    assert sent == []
+
+    # The server's own refusals (422) in words: the request is spoilt on its way to the real
+    # server, which names the fields (one of a nested model: settings.max_participants).
+    def spoil(route: Any) -> None:
+        body = route.request.post_data_json
+        body["title"] = ""
+        body["duration_minutes"] = 0
+        body["settings"]["max_participants"] = 1000
+        route.continue_(post_data=json.dumps(body))
+
+    page.route("**/api/meetings", spoil)
+    start.fill("2031-03-04T10:00")
+    submit.click()
+    expect(error).to_contain_text("Title: enter a title (up to 200 characters)")
+    expect(error).to_contain_text("Duration (minutes): enter a whole number from 1 to 1440")
+    expect(error).to_contain_text("Max participants: enter a whole number from 2 to 500")
+    for raw in ("should", "settings.", "max_participants", "duration_minutes"):
+        expect(error).not_to_contain_text(raw)
+    page.unroute("**/api/meetings")
+
+    # The server's refusal of a start time in the past (its documented 422 body).
+    refusal = {
+        "error": {
+            "code": "validation-failed",
+            "message": "the request is not valid",
+            "details": [{"field": "scheduled_start", "message": "must not be in the past"}],
+        }
+    }
+    page.route("**/api/meetings", lambda route: route.fulfill(status=422, json=refusal))
+    submit.click()
+    expect(error).to_have_text("Start time: choose a time in the future")
+    expect(start).to_have_attribute("aria-invalid", "true")
+    page.unroute("**/api/meetings")
+
+    # Put right: the trimmed title is sent, the meeting is listed as upcoming.
+    sent.clear()
+    submit.click()
+    item = page.get_by_test_id("upcoming-list").get_by_test_id("meeting-item")
+    expect(item.filter(has_text="Retrospective")).to_be_visible()
+    expect(error).to_have_text("")
+    assert sent[-1].post_data_json["title"] == "Retrospective"
+    expect(title).to_have_value("")
 
 
 def test_join_link_signed_out_comes_back_after_sign_in(

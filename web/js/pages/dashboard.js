@@ -49,6 +49,64 @@ function toLocalInput(iso) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+/** @returns {string} now, as a datetime-local value (to the minute) */
+function nowLocalInput() {
+  return toLocalInput(new Date().toISOString());
+}
+
+/**
+ * The meeting form's fields: the API's name (nested ones as `settings.x`), the label the
+ * form shows, and what to ask for when the value is refused.
+ * @type {Record<string, {label: string, ask: string}>}
+ */
+const MEETING_FIELDS = {
+  title: { label: "Title", ask: "enter a title (up to 200 characters)" },
+  description: { label: "Description", ask: "use at most 5000 characters" },
+  scheduled_start: { label: "Start time", ask: "choose a date and time" },
+  duration_minutes: { label: "Duration (minutes)", ask: "enter a whole number from 1 to 1440" },
+  "settings.max_participants": { label: "Max participants", ask: "enter a whole number from 2 to 500" },
+  "settings.enable_recording": { label: "Allow recording", ask: "tick or untick the box" },
+  "settings.enable_chat": { label: "Allow chat", ask: "tick or untick the box" },
+};
+const PAST_START = "Start time: choose a time in the future";
+
+/**
+ * A refused field in plain words (the API's validation messages are for developers).
+ * @param {{field: string, message: string}} detail
+ * @returns {{field: string | null, text: string}}
+ */
+export function describeFieldProblem({ field, message }) {
+  if (field === "scheduled_start" && /past/i.test(message)) return { field, text: PAST_START };
+  const known = MEETING_FIELDS[field];
+  if (known) return { field, text: `${known.label}: ${known.ask}` };
+  console.warn("meeting form: refused field", field, message);
+  return { field: null, text: "The meeting could not be saved: check the form and try again." };
+}
+
+/**
+ * Why the server would not save the meeting, in words.
+ * @param {unknown} error
+ * @returns {{field: string | null, text: string}[]}
+ */
+function describeSaveError(error) {
+  if (error instanceof ApiError) {
+    if (error.status === 422 && error.details.length) {
+      const problems = error.details.map(describeFieldProblem);
+      // One line per problem (several details can name the same field).
+      return problems.filter((p, i) => problems.findIndex((q) => q.text === p.text) === i);
+    }
+    if (error.code === "meeting-ended") return [{ field: null, text: "This meeting has ended and can no longer be changed." }];
+    if (error.status === 403) return [{ field: null, text: "Only the host can change this meeting." }];
+    if (error.status === 404) return [{ field: null, text: "This meeting no longer exists." }];
+    if (error.status === 0) return [{ field: null, text: error.message }];
+    if (error.status === 422 || error.status === 400) {
+      return [{ field: null, text: "The meeting could not be saved: check the form and try again." }];
+    }
+    return [{ field: null, text: `The meeting could not be saved (${error.message}). Try again.` }];
+  }
+  return [{ field: null, text: error instanceof Error ? error.message : String(error) }];
+}
+
 /** Copy text, falling back to a hidden textarea when the clipboard API is refused. @param {string} text */
 async function copyText(text) {
   try {
@@ -97,29 +155,39 @@ export async function showDashboard(message = "") {
   let editing = null;
   const field = (/** @type {string} */ id, /** @type {string} */ label, /** @type {HTMLElement} */ input) =>
     h("div", { class: "field" }, h("label", { for: id }, label), input);
+  // The form checks its fields itself (novalidate) so that every problem is said in words.
   const title = h("input", { id: "m-title", name: "title", required: true, maxLength: 200, "data-testid": "meeting-title" });
   const description = h("textarea", { id: "m-description", name: "description", rows: 2, maxLength: 5000, "data-testid": "meeting-description" });
-  const start = h("input", { id: "m-start", name: "start", type: "datetime-local", "data-testid": "meeting-start" });
-  const duration = h("input", { id: "m-duration", name: "duration", type: "number", min: 1, max: 1440, value: "60", required: true, "data-testid": "meeting-duration" });
-  const maxParticipants = h("input", { id: "m-max", name: "max_participants", type: "number", min: 2, max: 500, value: "50", required: true, "data-testid": "meeting-max" });
+  const start = h("input", { id: "m-start", name: "start", type: "datetime-local", min: nowLocalInput(), "data-testid": "meeting-start" });
+  const duration = h("input", { id: "m-duration", name: "duration", type: "number", min: 1, max: 1440, step: 1, value: "60", required: true, "data-testid": "meeting-duration" });
+  const maxParticipants = h("input", { id: "m-max", name: "max_participants", type: "number", min: 2, max: 500, step: 1, value: "50", required: true, "data-testid": "meeting-max" });
   const check = (/** @type {string} */ id, /** @type {string} */ label, /** @type {boolean} */ checked) => {
     const box = h("input", { id, type: "checkbox", checked, "data-testid": id });
     return { box, row: h("label", { class: "check", for: id }, box, " ", label) };
   };
-  const approval = check("m-approval", "Require approval to join", false);
   const recording = check("m-recording", "Allow recording", false);
   const chat = check("m-chat", "Allow chat", true);
-  const formError = h("p", { class: "error", role: "alert", "data-testid": "meeting-form-error" });
+  /** @type {Record<string, HTMLInputElement | HTMLTextAreaElement>} API field → input */
+  const inputs = {
+    title, description, scheduled_start: start, duration_minutes: duration,
+    "settings.max_participants": maxParticipants,
+    "settings.enable_recording": recording.box, "settings.enable_chat": chat.box,
+  };
+  const formError = h("div", { class: "error", id: "m-error", role: "alert", "data-testid": "meeting-form-error" });
+  // The start time the meeting had when editing began: kept as it is, it is not re-checked.
+  let originalStart = "";
+  // Choosing a start time: the picker begins at now.
+  start.addEventListener("focus", () => { start.min = nowLocalInput(); });
   const submit = h("button", { type: "submit", class: "primary", "data-testid": "meeting-submit" }, "Create meeting");
   const cancel = h("button", { type: "button", hidden: true, "data-testid": "meeting-cancel", onclick: () => resetForm() }, "Cancel editing");
   const formHeading = h("h2", { id: "form-heading" }, "New meeting");
-  const form = h("form", { class: "card stack", "aria-labelledby": "form-heading", "data-testid": "meeting-form" },
+  const form = h("form", { class: "card stack", noValidate: true, "aria-labelledby": "form-heading", "data-testid": "meeting-form" },
     formHeading,
     field("m-title", "Title", title),
     field("m-description", "Description", description),
     h("div", { class: "grid2" }, field("m-start", "Start time", start), field("m-duration", "Duration (minutes)", duration)),
     h("fieldset", {}, h("legend", {}, "Settings"),
-      field("m-max", "Max participants", maxParticipants), approval.row, recording.row, chat.row),
+      field("m-max", "Max participants", maxParticipants), recording.row, chat.row),
     h("div", { class: "row" }, submit, cancel), formError);
 
   function resetForm() {
@@ -128,10 +196,59 @@ export async function showDashboard(message = "") {
     duration.value = "60";
     maxParticipants.value = "50";
     chat.box.checked = true;
+    start.min = nowLocalInput();
+    originalStart = "";
     formHeading.textContent = "New meeting";
     submit.textContent = "Create meeting";
     cancel.hidden = true;
-    formError.textContent = "";
+    showProblems([]);
+  }
+
+  /**
+   * Say what is wrong (or nothing), mark those fields invalid and focus the first.
+   * @param {{field: string | null, text: string}[]} problems
+   */
+  function showProblems(problems) {
+    formError.replaceChildren(...problems.map((p) => h("p", {}, p.text)));
+    for (const input of Object.values(inputs)) {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+    /** @type {HTMLElement | null} */
+    let first = null;
+    for (const problem of problems) {
+      const input = problem.field ? inputs[problem.field] : undefined;
+      if (!input) continue;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", "m-error");
+      first = first || input;
+    }
+    first?.focus();
+  }
+
+  /**
+   * The form's own checks, before anything is sent.
+   * @returns {{field: string, text: string}[]}
+   */
+  function checkForm() {
+    /** @type {{field: string, text: string}[]} */
+    const problems = [];
+    if (!title.value.trim()) problems.push({ field: "title", text: "Enter a title" });
+    if (start.validity.badInput) {
+      problems.push({ field: "scheduled_start", text: "Start time: enter a complete date and time, or none" });
+    } else if (start.value && start.value !== originalStart && new Date(start.value).getTime() < Date.now() - 60_000) {
+      problems.push({ field: "scheduled_start", text: PAST_START });
+    }
+    /** @param {HTMLInputElement} input @param {number} low @param {number} high */
+    const wholeNumber = (input, low, high) => {
+      const n = Number(input.value);
+      return input.value.trim() !== "" && Number.isInteger(n) && n >= low && n <= high;
+    };
+    if (!wholeNumber(duration, 1, 1440)) problems.push({ field: "duration_minutes", text: describeFieldProblem({ field: "duration_minutes", message: "" }).text });
+    if (!wholeNumber(maxParticipants, 2, 500)) {
+      problems.push({ field: "settings.max_participants", text: describeFieldProblem({ field: "settings.max_participants", message: "" }).text });
+    }
+    return problems;
   }
 
   /** @param {Meeting} meeting */
@@ -140,33 +257,40 @@ export async function showDashboard(message = "") {
     title.value = meeting.title;
     description.value = meeting.description;
     start.value = toLocalInput(meeting.scheduled_start);
+    originalStart = start.value;
+    start.min = nowLocalInput();
     duration.value = String(meeting.duration_minutes);
     maxParticipants.value = String(meeting.settings.max_participants);
-    approval.box.checked = meeting.settings.require_approval;
     recording.box.checked = meeting.settings.enable_recording;
     chat.box.checked = meeting.settings.enable_chat;
     formHeading.textContent = `Edit “${meeting.title}”`;
     submit.textContent = "Save changes";
     cancel.hidden = false;
+    showProblems([]);
     form.scrollIntoView({ behavior: "smooth", block: "start" });
     title.focus();
   }
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    formError.textContent = "";
+    const problems = checkForm();
+    showProblems(problems);
+    if (problems.length) return;
+    /** @type {Record<string, unknown>} */
     const body = {
-      title: title.value,
+      title: title.value.trim(),
       description: description.value,
       scheduled_start: toIso(start.value),
       duration_minutes: Number(duration.value),
+      // No require_approval: the waiting room does not exist yet (the API refuses true).
       settings: {
         max_participants: Number(maxParticipants.value),
-        require_approval: approval.box.checked,
         enable_recording: recording.box.checked,
         enable_chat: chat.box.checked,
       },
     };
+    // Editing: an unchanged start time is left as it is (it may have passed meanwhile).
+    if (editing && start.value === originalStart) delete body.scheduled_start;
     submit.disabled = true;
     try {
       if (editing) {
@@ -180,11 +304,7 @@ export async function showDashboard(message = "") {
       resetForm();
       await load();
     } catch (error) {
-      if (error instanceof ApiError && error.details.length) {
-        formError.textContent = error.details.map((d) => `${d.field}: ${d.message}`).join("; ");
-      } else {
-        formError.textContent = error instanceof Error ? error.message : String(error);
-      }
+      if (!(error instanceof ApiError && error.status === 401)) showProblems(describeSaveError(error));
     } finally {
       submit.disabled = false;
     }
