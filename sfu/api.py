@@ -46,8 +46,12 @@ class SlotAssignment:
 class MediaEvents(Protocol):
     """Callbacks into signaling, one object per participant; called in order, never inline."""
 
-    async def renegotiate(self, audio_slots: int, video_slots: int) -> None:
-        """Ask the client to add this many MORE recvonly transceivers and send a new offer."""
+    async def renegotiate(
+        self, audio_slots: int, video_slots: int, audio_total: int, video_total: int
+    ) -> None:
+        """Ask the client to add this many MORE recvonly transceivers and send a new offer,
+        so that its receive slots number `audio_total` and `video_total`. Slots asked for
+        once are not asked for again until an offer has added them."""
 
     async def slots_changed(self, slots: list[SlotAssignment]) -> None:
         """The full current mid -> publisher map of this subscriber."""

@@ -93,7 +93,9 @@ class Participant:
         self.publications: dict[Source, Publication] = {}
         self.published_mids: dict[str, Source] = {}
         self.slots: dict[str, SlotTrack | RelaySlotTrack] = {}  # mid -> slot, m-line order
-        self.requested = {"audio": 0, "video": 0}  # slots asked for, not yet offered
+        # receive slots asked for with `renegotiate` and not yet seen in an offer: an offer
+        # that crossed the request on the wire does not make the server ask twice
+        self.requested = {"audio": 0, "video": 0}
         self.last_slots_sent: list[SlotAssignment] | None = None
         self._inlets: dict[str, _Inlet] = {}
         self._relay_mode = settings.forwarding == "relay"
@@ -187,6 +189,7 @@ class Participant:
             raise NegotiationError("bad-sdp", f"offer rejected: {exc!r}") from exc
 
         transceivers = {t.mid: t for t in pc.getTransceivers() if t.mid is not None}
+        added = {"audio": 0, "video": 0}
         for mid, media in offered.items():
             transceiver = transceivers[mid]
             if mid in published:
@@ -195,6 +198,7 @@ class Participant:
                 transceiver.direction = "sendonly"
                 if mid not in self.slots:
                     self._add_slot(transceiver)
+                    added[transceiver.kind] += 1
             else:
                 transceiver.direction = "inactive"
                 slot = self.slots.pop(mid, None)
@@ -205,7 +209,7 @@ class Participant:
         with aiortc_hooks.ice_host_addresses(self.settings.ice_host_addresses):
             await pc.setLocalDescription(answer)
         self._update_publications(transceivers, published)
-        self.requested = {"audio": 0, "video": 0}
+        self.requested = {k: max(0, self.requested[k] - added[k]) for k in added}
         return announce_address(pc.localDescription.sdp, self.settings.announced_address)
 
     def _add_slot(self, transceiver: RTCRtpTransceiver) -> None:
@@ -287,6 +291,9 @@ class Participant:
             )
             for mid, slot in self.slots.items()
         ]
+
+    def slot_count(self, kind: str) -> int:
+        return sum(1 for slot in self.slots.values() if slot.kind == kind)
 
     def receivers(self) -> list[RTCRtpReceiver]:
         if self.pc is None:

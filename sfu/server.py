@@ -196,7 +196,10 @@ class MediaServer:
             more = {k: max(0, missing[k] - subscriber.requested[k]) for k in missing}
             if subscriber.pc is not None and (more["audio"] or more["video"]):
                 subscriber.requested = {k: subscriber.requested[k] + more[k] for k in more}
-                subscriber.emit("renegotiate", more["audio"], more["video"])
+                total = {k: subscriber.slot_count(k) + subscriber.requested[k] for k in more}
+                subscriber.emit(
+                    "renegotiate", more["audio"], more["video"], total["audio"], total["video"]
+                )
             assignments = subscriber.slot_assignments()
             if assignments != subscriber.last_slots_sent:
                 subscriber.last_slots_sent = assignments

@@ -99,8 +99,18 @@ class Peer:
                 return
 
     # --- sfu.MediaEvents ------------------------------------------------------------------
-    async def renegotiate(self, audio_slots: int, video_slots: int) -> None:
-        self.send({"type": "renegotiate", "audio_slots": audio_slots, "video_slots": video_slots})
+    async def renegotiate(
+        self, audio_slots: int, video_slots: int, audio_total: int, video_total: int
+    ) -> None:
+        self.send(
+            {
+                "type": "renegotiate",
+                "audio_slots": audio_slots,
+                "video_slots": video_slots,
+                "audio_total": audio_total,
+                "video_total": video_total,
+            }
+        )
 
     async def slots_changed(self, slots: list[SlotAssignment]) -> None:
         self.slots = slots

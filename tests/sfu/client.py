@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCPeerConnection
 
@@ -16,8 +17,10 @@ from sfu import MediaServer, SlotAssignment, Source
 from sfu.probe import ReceiveProbe
 from sfu.synthetic import Clip, ClipTrack
 
+from .media import Persona
+
 LOOPBACK = ("127.0.0.1",)
-__all__ = ["LOOPBACK", "MIC_LEVEL", "ClientPeer"]
+__all__ = ["LOOPBACK", "MIC_LEVEL", "ClientPeer", "person"]
 
 
 @dataclass
@@ -32,16 +35,27 @@ class ClientPeer:
     initial_video_slots: int = 1
     publish_audio: bool = True
     publish_video: bool = True
+    clips: dict[Source, Clip] = field(default_factory=dict)  # per source, else `clip`
+    audio_level: int = MIC_LEVEL
+    persona: Persona | None = None  # who this peer plays (`person`), for the checks
     lost: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.media = MediaPeer(self.clip, self._negotiate, ice_host_addresses=LOOPBACK)
+        self.media = MediaPeer(
+            self.clip,
+            self._negotiate,
+            ice_host_addresses=LOOPBACK,
+            clips=self.clips,
+            audio_level=self.audio_level,
+        )
 
     async def _negotiate(self, sdp: str, published: Mapping[str, Source]) -> str:
         return await self.server.negotiate(self.room, self.pid, sdp, published)
 
     # -- MediaEvents -----------------------------------------------------------------
-    async def renegotiate(self, audio_slots: int, video_slots: int) -> None:
+    async def renegotiate(
+        self, audio_slots: int, video_slots: int, audio_total: int, video_total: int
+    ) -> None:
         self.media.request_slots(audio_slots, video_slots)
 
     async def slots_changed(self, slots: list[SlotAssignment]) -> None:
@@ -107,3 +121,19 @@ class ClientPeer:
         if leave:
             await self.server.leave(self.room, self.pid)
         await self.media.close()
+
+
+def person(
+    server: MediaServer, persona: Persona, pid: str | None = None, room: str = "room", **kw: Any
+) -> ClientPeer:
+    """A ClientPeer publishing `persona`'s media (its pid is the persona's name unless given)."""
+    return ClientPeer(
+        server,
+        room,
+        pid or persona.name,
+        persona.camera,
+        clips=persona.clips,
+        audio_level=persona.level,
+        persona=persona,
+        **kw,
+    )

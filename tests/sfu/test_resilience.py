@@ -11,7 +11,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
 
 from sfu import AiortcCompatibilityError, NegotiationError, aiortc_hooks
 
-from .client import LOOPBACK, ClientPeer
+from .client import LOOPBACK, ClientPeer, person
 from .conftest import wait_for
 from .test_lifecycle import _mesh
 
@@ -53,21 +53,47 @@ async def test_five_percent_loss_keeps_frame_rate(server, clip):
         await c.close()
 
 
-async def test_join_leave_cycles_reuse_slots(server, clip):
-    stayer = ClientPeer(server, "room", "stayer", clip)
+HOLD_S = 1.0  # each guest stays at least this long after it is heard and seen
+HEARD_WITHIN_S = 1.0  # from join() returning to the guest's first audio and video frame
+
+
+async def test_join_leave_cycles_reuse_slots(server, cast):
+    """20 guests come and go through the same two slots of a stayer; each is heard and seen
+    within a second of joining, on media that is its own (guests alternate between two
+    personas), and stays a second: a reused slot that resumed at a stale sequence number
+    would hold the next guest back for as long as the previous one was on air."""
+    stayer = person(server, cast[0], "stayer")
     await stayer.join()
+    delays: list[tuple[float, float]] = []
     for i in range(20):
-        guest = ClientPeer(
-            server, "room", f"guest{i}", clip, initial_audio_slots=1, initial_video_slots=1
-        )
+        guest = person(server, cast[1 + i % 2], f"guest{i}")
+        assert guest.persona is not None
         await guest.join()
         joined = time.monotonic()
 
-        def media_from_guest(g: ClientPeer = guest, t0: float = joined) -> bool:
-            probe = stayer.probe_for(g.pid, "microphone")
-            return probe is not None and probe.frames_since(t0) >= 5
+        def on_air(g: ClientPeer = guest, t0: float = joined) -> bool:
+            return all(
+                (probe := stayer.probe_for(g.pid, source)) is not None
+                and probe.frames_since(t0) >= 5
+                for source in ("microphone", "camera")
+            )
 
-        await wait_for(media_from_guest, 5, f"stayer to hear guest{i}", stayer.describe)
+        await wait_for(on_air, 5, f"stayer to hear and see guest{i}", stayer.describe)
+        audio = stayer.probe_for(guest.pid, "microphone")
+        video = stayer.probe_for(guest.pid, "camera")
+        assert audio is not None and video is not None
+        heard, seen = (p.first_frame_since(joined) for p in (audio, video))
+        assert heard is not None and seen is not None
+        delays.append((heard - joined, seen - joined))
+        logger.info("guest%d heard after %.3fs, seen after %.3fs", i, *delays[-1])
+        assert max(delays[-1]) <= HEARD_WITHIN_S, (
+            f"guest{i} heard/seen {delays[-1][0]:.2f}s/{delays[-1][1]:.2f}s after joining"
+            f" (all so far: {[(round(a, 2), round(v, 2)) for a, v in delays]})"
+        )
+        await asyncio.sleep(max(0.0, max(heard, seen) + HOLD_S - time.monotonic()))
+        for probe, source in ((audio, "microphone"), (video, "camera")):
+            cast.check(probe, guest.persona, source, since=joined, where=f"stayer, guest{i}")
+        assert video.incomplete <= i, "more frames cut short than publisher switches"
         await guest.close()
         await wait_for(lambda: stayer.receiving_from() == set(), 5, "slots to free")
     mlines = stayer.pc.localDescription.sdp.count("\nm=")
@@ -93,7 +119,9 @@ async def _raw_offer(video_codec_rewrite: str | None = None) -> tuple[RTCPeerCon
 
 
 class _NoEvents:
-    async def renegotiate(self, audio_slots: int, video_slots: int) -> None:
+    async def renegotiate(
+        self, audio_slots: int, video_slots: int, audio_total: int, video_total: int
+    ) -> None:
         pass
 
     async def slots_changed(self, slots: list) -> None:
@@ -103,8 +131,8 @@ class _NoEvents:
         pass
 
 
-async def test_bad_offers_fail_cleanly_and_spare_others(server, clip):
-    clients = await _mesh(server, clip, 2)
+async def test_bad_offers_fail_cleanly_and_spare_others(server, cast):
+    clients = await _mesh(server, cast, 2)
     await server.join("room", "bad", _NoEvents())
 
     with pytest.raises(NegotiationError) as err:

@@ -1,0 +1,88 @@
+"""`renegotiate` is idempotent: slots asked for once are not asked for again because an
+offer crossed the request on the wire, so a client that follows the protocol ends with
+exactly the receive slots it needs."""
+
+from __future__ import annotations
+
+from .client import ClientPeer
+from .conftest import wait_for
+
+
+class Deferring(ClientPeer):
+    """A subscriber whose `renegotiate` requests are held back until the test lets them
+    through, as a busy browser's would be while it is in the middle of another offer."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.asked: list[tuple[int, int, int, int]] = []
+
+    async def renegotiate(
+        self, audio_slots: int, video_slots: int, audio_total: int, video_total: int
+    ) -> None:
+        self.asked.append((audio_slots, video_slots, audio_total, video_total))
+
+    def follow(self) -> None:
+        """Do what every request asked, as the protocol says: add that many more slots."""
+        for audio, video, _, _ in self.asked:
+            self.media.add_slots(audio, video)
+        self.asked.clear()
+
+
+def receive_slots(peer: ClientPeer) -> dict[str, int]:
+    counts = {"audio": 0, "video": 0}
+    for transceiver in peer.pc.getTransceivers():
+        if transceiver.direction == "recvonly":
+            counts[transceiver.kind] += 1
+    return counts
+
+
+async def test_crossing_offers_do_not_make_the_server_ask_twice(server, clip):
+    viewer = Deferring(
+        server,
+        "room",
+        "viewer",
+        clip,
+        initial_audio_slots=0,
+        initial_video_slots=0,
+        publish_video=False,
+    )
+    await viewer.join()
+    first = ClientPeer(server, "room", "first", clip, initial_audio_slots=0, initial_video_slots=0)
+    await first.join()
+    await wait_for(lambda: viewer.asked == [(1, 1, 1, 1)], 5, "the first request", viewer.describe)
+
+    # the viewer offers for its own reasons (a screen share) before handling the request
+    await viewer.start_screen()
+    second = ClientPeer(
+        server, "room", "second", clip, initial_audio_slots=0, initial_video_slots=0
+    )
+    await second.join()
+    await wait_for(
+        lambda: any(total == (2, 2) for *_, a, v in viewer.asked for total in [(a, v)]),
+        5,
+        "the request for the second publisher",
+        lambda: viewer.asked,
+    )
+    assert viewer.asked == [(1, 1, 1, 1), (1, 1, 2, 2)], "the crossing offer made it ask again"
+
+    viewer.follow()
+    await viewer.offer()
+    assert receive_slots(viewer) == {"audio": 2, "video": 2}
+    await wait_for(
+        lambda: (
+            viewer.receiving_from()
+            == {
+                ("first", "microphone"),
+                ("first", "camera"),
+                ("second", "microphone"),
+                ("second", "camera"),
+            }
+        ),
+        10,
+        "the viewer to receive both",
+        viewer.describe,
+    )
+    assert all(slot.participant_id for slot in viewer.slots), "idle extra slots"
+    assert viewer.asked == []  # nothing more to ask
+    for peer in (viewer, first, second):
+        await peer.close()
