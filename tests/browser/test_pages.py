@@ -186,6 +186,64 @@ def test_dashboard_form_explains_mistakes_in_words(
     expect(title).to_have_value("")
 
 
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener('securitypolicyviolation', (e) =>
+  console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI} ${e.lineNumber}`));
+"""
+# Inline resources a stricter policy (plain default-src 'self') would refuse. (Inline style
+# attributes are reported as violations when set; styles set through CSSOM are allowed.)
+INLINE_RESOURCES = """() => [...document.querySelectorAll(
+  '[src^="data:"], [href^="data:"], [href^="javascript:"], script:not([src])'
+)].map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def test_pages_work_under_the_content_security_policy(
+    browser: Any, contexts: list[Any], server: Server
+) -> None:
+    meeting = server.create_meeting("ana", title="Strict policy")
+    page = open_person(browser, contexts, server, init_script=REPORT_CSP_VIOLATIONS)
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if "Content Security Policy" in m.text or "CSP violation" in m.text
+            else None
+        ),
+    )
+    # The server's policy (docs/api.md): no inline scripts or styles, no eval.
+    response = page.goto("/")
+    assert response is not None
+    policy = response.headers.get("content-security-policy", "")
+    assert "default-src 'self'" in policy and "unsafe" not in policy, policy
+
+    inline: list[str] = []
+    # Sign-in, the pre-join page, the room (camera, tiles, panels), the dashboard, recordings.
+    sign_in(page, server, "ana", path=f"/m/{meeting['room_id']}")
+    expect(page.get_by_test_id("prejoin")).to_be_visible()
+    inline += page.evaluate(INLINE_RESOURCES)
+    join(page)
+    expect(page.locator('[data-testid="tile"][data-self="true"] video')).to_be_visible()
+    page.get_by_test_id("toggle-chat").click()
+    page.get_by_label("Message").fill("under a strict policy")
+    page.get_by_label("Message").press("Enter")
+    expect(page.get_by_test_id("chat-list")).to_contain_text("under a strict policy")
+    inline += page.evaluate(INLINE_RESOURCES)
+    page.get_by_test_id("leave").click()
+    expect(page.get_by_test_id("left")).to_be_visible()
+    page.get_by_test_id("back-to-dashboard").click()
+    expect(page.get_by_test_id("dashboard")).to_be_visible()
+    page.get_by_label("Title").fill("   ")
+    page.get_by_test_id("meeting-submit").click()
+    expect(page.get_by_test_id("meeting-form-error")).to_have_text("Enter a title")
+    inline += page.evaluate(INLINE_RESOURCES)
+    page.goto("/recordings")
+    expect(page.get_by_test_id("recordings-page")).to_be_visible()
+    inline += page.evaluate(INLINE_RESOURCES)
+    assert problems == []
+    assert inline == []
+
+
 def test_join_link_signed_out_comes_back_after_sign_in(
     browser: Any, contexts: list[Any], server: Server
 ) -> None:

@@ -2,7 +2,8 @@
 
 /**
  * Create an element. Attributes starting with "on" become listeners; `dataset`-style keys
- * (data-*) and aria-* are set as attributes; children may be strings or nodes.
+ * (data-*) and aria-* are set as attributes; children may be strings or nodes. No `style`
+ * attribute (the Content-Security-Policy refuses inline styles).
  * @template {keyof HTMLElementTagNameMap} K
  * @param {K} tag
  * @param {Record<string, any>} [attrs]
@@ -13,6 +14,11 @@ export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
+    if (key === "style") {
+      // Inline style attributes are refused by the Content-Security-Policy (style-src
+      // 'self'): use a class, or el.style.setProperty() for computed values.
+      throw new Error("h(): no inline style attribute; use a class or style.setProperty()");
+    }
     if (key.startsWith("on") && typeof value === "function") {
       el.addEventListener(key.slice(2).toLowerCase(), value);
     } else if (key === "class") {
