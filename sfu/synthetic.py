@@ -4,6 +4,10 @@ The clip is encoded once with PyAV (lavfi testsrc + sine, 640x480@30, GOP 1 s) a
 under a directory; a ClipTrack then sends its encoded packets paced in real time with
 monotonic timestamps across loops (`MediaPlayer(decode=False, loop=True)` restarts
 timestamps at 0 and bursts the file, which breaks receivers).
+
+Clips can differ in frame size, lavfi pattern and sine frequency, so that several
+publishers are told apart at a receiver without the server decoding anything: each one's
+encoded frames (and so their digests) and decoded size are its own.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import struct
 import time
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from .codecs import keyframe_detector
 logger = logging.getLogger(__name__)
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
+PATTERN, FREQUENCY = "testsrc", 440  # lavfi video source, sine frequency (Hz)
 VIDEO_CLOCK, AUDIO_CLOCK = 90000, 48000
 AUDIO_FRAME = 960  # 20 ms of Opus at 48 kHz
 
@@ -40,12 +46,22 @@ class Clip:
     audio: tuple[tuple[bytes, int], ...]  # (data, pts@48k)
     video_period: int  # loop length in 90 kHz ticks
     audio_period: int  # loop length in 48 kHz ticks
+    width: int = WIDTH  # frame size a receiver decodes
+    height: int = HEIGHT
 
 
-def _encode(codec: str, seconds: float, bitrate: int) -> tuple[list[bytes], list[bytes]]:
+def _encode(
+    codec: str,
+    seconds: float,
+    bitrate: int,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+    pattern: str = PATTERN,
+    frequency: int = FREQUENCY,
+) -> tuple[list[bytes], list[bytes]]:
     """Encode with bare codec contexts: Annex-B H.264 and raw VP8, as RTP carries them."""
+    width, height = size
     vctx = av.CodecContext.create("libvpx" if codec == "VP8" else "libx264", "w")
-    vctx.width, vctx.height, vctx.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    vctx.width, vctx.height, vctx.pix_fmt = width, height, "yuv420p"
     vctx.time_base = Fraction(1, FPS)
     vctx.framerate = Fraction(FPS, 1)
     vctx.bit_rate = bitrate
@@ -61,7 +77,7 @@ def _encode(codec: str, seconds: float, bitrate: int) -> tuple[list[bytes], list
         }
     video: list[bytes] = []
     nframes = int(seconds * FPS)
-    with av.open(f"testsrc=size={WIDTH}x{HEIGHT}:rate={FPS}", format="lavfi") as src:
+    with av.open(f"{pattern}=size={width}x{height}:rate={FPS}", format="lavfi") as src:
         for i, frame in enumerate(src.decode(video=0)):
             if i >= nframes:
                 break
@@ -81,7 +97,7 @@ def _encode(codec: str, seconds: float, bitrate: int) -> tuple[list[bytes], list
     )
     audio: list[bytes] = []
     total, done = int(seconds * AUDIO_CLOCK), 0
-    with av.open(f"sine=frequency=440:sample_rate={AUDIO_CLOCK}", format="lavfi") as asrc:
+    with av.open(f"sine=frequency={frequency}:sample_rate={AUDIO_CLOCK}", format="lavfi") as asrc:
         for aframe in asrc.decode(audio=0):
             for chunk in resampler.resample(aframe):
                 chunk.pts = done
@@ -115,7 +131,9 @@ def _read(path: Path) -> tuple[list[bytes], list[bytes]]:
     return video, audio
 
 
-def _retime(codec: str, video: list[bytes], audio: list[bytes]) -> Clip:
+def _retime(
+    codec: str, video: list[bytes], audio: list[bytes], size: tuple[int, int] = (WIDTH, HEIGHT)
+) -> Clip:
     """Put frames on an exact grid: real-time pacing and loop arithmetic stay trivial."""
     step = VIDEO_CLOCK // FPS
     is_key = keyframe_detector(codec)
@@ -123,7 +141,7 @@ def _retime(codec: str, video: list[bytes], audio: list[bytes]) -> Clip:
     auds = tuple((d, i * AUDIO_FRAME) for i, d in enumerate(audio))
     if not vids or not vids[0][2]:
         raise RuntimeError("synthetic clip does not start with a keyframe")
-    return Clip(codec, vids, auds, len(vids) * step, len(auds) * AUDIO_FRAME)
+    return Clip(codec, vids, auds, len(vids) * step, len(auds) * AUDIO_FRAME, *size)
 
 
 _cache: dict[tuple[str, str], Clip] = {}
@@ -134,17 +152,39 @@ def load_clip(
     codec: str = "VP8",
     seconds: float = 3.0,
     bitrate: int = 600_000,
+    *,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+    pattern: str = PATTERN,
+    frequency: int = FREQUENCY,
 ) -> Clip:
-    """Encode (once, cached in `directory`) and load the synthetic clip."""
-    path = Path(directory) / f"tertulia-clip-{codec.lower()}-{seconds:g}s-{bitrate}.bin"
+    """Encode (once, cached in `directory`) and load the synthetic clip.
+
+    `size` is the frame size, `pattern` a lavfi video source (testsrc, testsrc2,
+    rgbtestsrc, ...: pick a moving one, so frames differ from other clips' frames) and
+    `frequency` the sine tone in Hz. Defaults keep the original cache file name.
+    """
+    width, height = size
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise ValueError(f"clip size must be positive and even, not {width}x{height}")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", pattern):
+        raise ValueError(f"not a lavfi source name: {pattern!r}")
+    variant = "".join(
+        (
+            f"-{width}x{height}" if (width, height) != (WIDTH, HEIGHT) else "",
+            f"-{pattern}" if pattern != PATTERN else "",
+            f"-{frequency}hz" if frequency != FREQUENCY else "",
+        )
+    )
+    name = f"tertulia-clip-{codec.lower()}-{seconds:g}s-{bitrate}{variant}.bin"
+    path = Path(directory) / name
     key = (str(path), codec)
     if key in _cache:
         return _cache[key]
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         logger.info("encoding synthetic clip %s", path)
-        _write(path, *_encode(codec, seconds, bitrate))
-    clip = _retime(codec, *_read(path))
+        _write(path, *_encode(codec, seconds, bitrate, (width, height), pattern, frequency))
+    clip = _retime(codec, *_read(path), (width, height))
     _cache[key] = clip
     return clip
 
