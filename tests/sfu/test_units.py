@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiortc.rtp import RtpPacket
 
+from sfu import aiortc_hooks
 from sfu.codecs import h264_is_keyframe, is_frame_start, vp8_is_keyframe
 from sfu.framing import RECOVERY_WINDOW_S, EncodedFrame, VideoFramer
 from sfu.ice import announce_address
+from sfu.probe import ReceiveProbe, frame_digest
 
 
 class FakeClock:
@@ -79,6 +81,34 @@ def test_foreign_ssrc_is_ignored_while_the_locked_one_is_live():
     clock.now = 1.0  # the first stream fell silent: the new SSRC takes over
     framer.add(intruder)
     assert len(out) == 2 and out[1].keyframe
+
+
+def test_probe_drops_a_frame_cut_short_by_a_publisher_switch(monkeypatch):
+    """A publisher leaves mid-frame; the slot's next packet (next sequence number) starts
+    the next publisher's keyframe. The framer hands over the cut frame, but a browser never
+    completes a frame without its marker packet: the probe neither counts nor digests it."""
+    monkeypatch.setattr(aiortc_hooks, "tap_receiver", lambda receiver, sink: None)
+    probe = ReceiveProbe(None, "video")  # type: ignore[arg-type]
+    first = frame_packets(10, 0, 2, key=True)
+    cut = frame_packets(12, 3000, 3)[:2]  # its marker packet never comes
+    second = frame_packets(14, 6000, 2, key=True)  # the next publisher, continuing the numbers
+    for packet in [*first, *cut, *second]:
+        probe._on_packet(packet)
+    assert probe.frames == 2 and probe.keyframes == 2 and probe.incomplete == 1
+    whole = [b"".join(p._data for p in frame) for frame in (first, second)]
+    assert probe.digests == [frame_digest(data) for data in whole]
+
+
+def test_probe_drops_packets_routed_to_it_for_another_mid(monkeypatch):
+    """aiortc routes an unsignalled SSRC to the only receiver of its payload type; a browser
+    routes by the MID header extension, and so does a probe that knows its mid."""
+    monkeypatch.setattr(aiortc_hooks, "tap_receiver", lambda receiver, sink: None)
+    probe = ReceiveProbe(None, "video", mid="2")  # type: ignore[arg-type]
+    stray, own = frame_packets(10, 0, 1, key=True)[0], frame_packets(500, 0, 1, key=True)[0]
+    stray.extensions.mid, own.extensions.mid = "4", "2"
+    probe._on_packet(stray)
+    probe._on_packet(own)
+    assert probe.misrouted == 1 and probe.frames == 1 and probe.digests == [frame_digest(own._data)]
 
 
 def test_codec_checks():
