@@ -1,9 +1,11 @@
 """The media half of a client: one aiortc RTCPeerConnection that behaves like a browser.
 
-It publishes pre-encoded clips (no encoder), receives through recv-only slots it adds when
-asked, counts frames per slot without decoding (`ReceiveProbe`), and always offers — the
-server only answers. How an offer reaches the server is injected (`Negotiate`), so the same
-peer talks to a MediaServer directly in unit tests and over the WebSocket elsewhere.
+It publishes pre-encoded clips (no encoder; optionally a clip per source and a microphone
+level of its own, so that receivers can tell publishers apart), receives through recv-only
+slots it adds when asked, counts frames per slot without decoding (`ReceiveProbe`), and
+always offers — the server only answers. How an offer reaches the server is injected
+(`Negotiate`), so the same peer talks to a MediaServer directly in unit tests and over the
+WebSocket elsewhere.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ Negotiate = Callable[[str, Mapping[str, Source]], Awaitable[str]]
 # What a published source sends, and what watches a receive slot (load bots swap both).
 TrackFactory = Callable[[Clip, Source], ClipTrack]
 ProbeFactory = Callable[[RTCRtpReceiver, str, str, str], ReceiveProbe]  # receiver, mid, kind, codec
-MIC_LEVEL = 42  # RFC 6464 level the synthetic microphone announces (a browser would measure)
+MIC_LEVEL = 42  # default RFC 6464 level the synthetic microphone announces (a browser measures)
 SOURCE_KIND = {"microphone": "audio", "camera": "video", "screen": "video"}
 
 
@@ -56,8 +58,8 @@ def _clip_track(clip: Clip, source: Source) -> ClipTrack:
     return ClipTrack(clip, SOURCE_KIND[source])
 
 
-def _receive_probe(receiver: RTCRtpReceiver, _mid: str, kind: str, codec: str) -> ReceiveProbe:
-    return ReceiveProbe(receiver, kind, codec)
+def _receive_probe(receiver: RTCRtpReceiver, mid: str, kind: str, codec: str) -> ReceiveProbe:
+    return ReceiveProbe(receiver, kind, codec, mid=mid)
 
 
 class MediaPeer:
@@ -70,8 +72,12 @@ class MediaPeer:
         ice_servers: list | None = None,  # type: ignore[type-arg]
         track_factory: TrackFactory | None = None,
         probe_factory: ProbeFactory | None = None,
+        clips: Mapping[Source, Clip] | None = None,
+        audio_level: int = MIC_LEVEL,
     ) -> None:
-        self.clip = clip
+        self.clip = clip  # what every source sends unless `clips` names another for it
+        self.clips: dict[Source, Clip] = dict(clips or {})
+        self.audio_level = audio_level  # RFC 6464 level (0..127, -dBov) of the microphone
         self._track_factory = track_factory or _clip_track
         self._probe_factory = probe_factory or _receive_probe
         self._negotiate = negotiate
@@ -93,7 +99,7 @@ class MediaPeer:
     # --- publishing ---------------------------------------------------------------------
     def add_source(self, source: Source) -> None:
         """Publish a clip track as `source`; takes effect with the next offer."""
-        track = self._track_factory(self.clip, source)
+        track = self._track_factory(self.clips.get(source, self.clip), source)
         self.tracks[source] = track
         idle = self._senders.get(source)
         if idle is not None:  # reuse the transceiver this source had before
@@ -103,7 +109,7 @@ class MediaPeer:
         transceiver = self.pc.addTransceiver(track, "sendonly")
         if source == "microphone":
             aiortc_hooks.hook_sender(
-                transceiver.sender, lambda: None, audio_level=lambda: MIC_LEVEL
+                transceiver.sender, lambda: None, audio_level=lambda: self.audio_level
             )
         self._senders[source] = transceiver
 

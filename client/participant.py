@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from client.media import MediaPeer, ProbeFactory, TrackFactory
+from client.media import MIC_LEVEL, MediaPeer, ProbeFactory, TrackFactory
 from client.signaling import Event, SignalingClient
 from sfu import SlotAssignment, Source
 from sfu.synthetic import Clip
@@ -23,9 +23,13 @@ class Participant:
         ice_host_addresses: tuple[str, ...] = (),
         track_factory: TrackFactory | None = None,
         probe_factory: ProbeFactory | None = None,
+        clips: Mapping[Source, Clip] | None = None,
+        audio_level: int = MIC_LEVEL,
     ) -> None:
         self.signaling = SignalingClient(base_url, room_id, token)
         self.clip = clip
+        self.clips = dict(clips or {})  # per-source clips (MediaPeer)
+        self.audio_level = audio_level
         self.ice_host_addresses = ice_host_addresses
         self._track_factory = track_factory
         self._probe_factory = probe_factory
@@ -49,6 +53,8 @@ class Participant:
             ice_servers=[],
             track_factory=self._track_factory,
             probe_factory=self._probe_factory,
+            clips=self.clips,
+            audio_level=self.audio_level,
         )
         self.signaling.on("renegotiate", self._on_renegotiate)
         self.signaling.on("tracks", self._on_tracks)
