@@ -143,3 +143,11 @@ def clip(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
     from sfu.synthetic import load_clip
 
     return load_clip(pytestconfig.cache.mkdir("sfu-test-media"), "VP8")
+
+
+@pytest.fixture(scope="session")
+def cast(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
+    """Publishers a receiver tells apart (tests/sfu/media.py), encoded once like `clip`."""
+    from tests.sfu.media import Cast
+
+    return Cast(pytestconfig.cache.mkdir("sfu-test-media"))
