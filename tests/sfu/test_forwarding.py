@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 
 import aiortc.rtcrtpreceiver
 
 from sfu import MediaServer, MediaSettings
-from sfu.synthetic import load_clip
 
-from .client import LOOPBACK, MIC_LEVEL, ClientPeer
+from .client import LOOPBACK, person
 from .conftest import wait_for
+from .media import Cast
 
 
-async def test_three_participants_receive_each_other(server, clip, monkeypatch):
+async def test_three_participants_receive_each_other(server, cast, monkeypatch):
     created = []
     original = aiortc.rtcrtpreceiver.get_decoder
     monkeypatch.setattr(
         aiortc.rtcrtpreceiver, "get_decoder", lambda c: created.append(c) or original(c)
     )
-    clients = [ClientPeer(server, "room", f"p{i}", clip) for i in range(3)]
+    # three people who look and sound different: each slot must carry the one it names
+    clients = [person(server, cast[i]) for i in range(3)]
     for c in clients:
         await c.join()
 
@@ -39,23 +39,17 @@ async def test_three_participants_receive_each_other(server, clip, monkeypatch):
     await wait_for(
         all_receive, 15, "everyone to receive everyone", lambda: [c.describe() for c in clients]
     )
+    # Forwarded byte-identical and to the right place: every frame received on the slot of
+    # `other` is one of `other`'s encoded frames (its own size and tone), the camera decodes
+    # at `other`'s size and the audio carries `other`'s level.
     for c in clients:
         for other in clients:
             if other is c:
                 continue
-            sample = c.probe_for(other.pid, "camera").decode_sample()
-            assert sample is not None, f"{c.pid} got no decodable video from {other.pid}"
-            assert (sample.width, sample.height) == (640, 480)
-            levels = set(c.probe_for(other.pid, "microphone").audio_levels)
-            assert levels == {MIC_LEVEL}, "ssrc-audio-level not carried across"
-    # forwarded byte-identical: every received frame is one of the clip's encoded frames
-    sent = {hashlib.blake2b(d, digest_size=16).digest() for d, _, _ in clip.video}
-    sent_audio = {hashlib.blake2b(d, digest_size=16).digest() for d, _ in clip.audio}
-    for c in clients:
-        for other in clients:
-            if other is not c:
-                assert set(c.probe_for(other.pid, "camera").digests) <= sent
-                assert set(c.probe_for(other.pid, "microphone").digests) <= sent_audio
+            for source in ("camera", "microphone"):
+                cast.check(c.probe_for(other.pid, source), other.persona, source, where=c.pid)
+    # no slot switched publishers, so no frame was cut short
+    assert sum(p.incomplete for c in clients for p in c.probes.values()) == 0
     stats = server.stats()
     assert stats["decoders_started"] == 0
     assert created == []
@@ -67,24 +61,24 @@ async def test_three_participants_receive_each_other(server, clip, monkeypatch):
 
 
 async def test_h264_forwarding(pytestconfig):
-    clip = load_clip(pytestconfig.cache.mkdir("sfu-test-media"), "H264")
+    cast = Cast(pytestconfig.cache.mkdir("sfu-test-media"), "H264", people=2, screen=False)
     server = MediaServer(MediaSettings(ice_host_addresses=LOOPBACK, video_codec="H264"))
-    a, b = ClientPeer(server, "room", "a", clip), ClientPeer(server, "room", "b", clip)
+    a, b = person(server, cast[0], "a"), person(server, cast[1], "b")
+    pairs = ((a, b, cast[1]), (b, a, cast[0]))  # receiver, publisher, publisher's persona
     try:
         await a.join()
         await b.join()
-
-        def decoded() -> bool:
-            for c, o in ((a, b), (b, a)):
-                probe = c.probe_for(o.pid, "camera")
-                sample = probe.decode_sample() if probe else None
-                if sample is None or (sample.width, sample.height) != (640, 480):
-                    return False
-            return True
-
         await wait_for(
-            decoded, 10, "H.264 to decode both ways", lambda: [a.describe(), b.describe()]
+            lambda: all(
+                cast.carries(c.probe_for(o.pid, "camera"), p, "camera") for c, o, p in pairs
+            ),
+            10,
+            "H.264 to decode both ways, each at its publisher's size",
+            lambda: [cast.problems(c.probe_for(o.pid, "camera"), p, "camera") for c, o, p in pairs],
         )
+        for c, o, p in pairs:
+            for source in ("camera", "microphone"):
+                cast.check(c.probe_for(o.pid, source), p, source, where=c.pid)
         assert "VP8" not in a.pc.remoteDescription.sdp
         assert server.stats()["decoders_started"] == 0
     finally:
