@@ -1,12 +1,15 @@
 """Whole meetings over the real server: signaling over WebSocket, media over loopback.
 
 Each participant is `client.participant.Participant` — the reference client written against
-docs/protocol.md — publishing a synthetic 640x480 VP8 + Opus clip.
+docs/protocol.md — publishing synthetic VP8 + Opus of its own (tests/sfu/media.py: the n-th
+person to join plays persona n, with its own frame size, tone and audio level), so every
+check names whose media a slot must carry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -14,6 +17,7 @@ from client.participant import Participant
 from client.signaling import SignalingError
 from signaling.keys import LIVE
 from signaling.protocol import CloseCode
+from tests.sfu.media import Cast, Persona
 
 LOOPBACK = ("127.0.0.1",)
 
@@ -35,20 +39,48 @@ async def meeting(api, make_user):
     return host, body["room_id"]
 
 
-@pytest.fixture
-async def people(api, clip):
-    joined: list[Participant] = []
+class People:
+    """Joins people to meetings; the n-th person to join plays persona n of the cast."""
 
-    async def join(user, room, sources=("microphone", "camera")) -> Participant:
+    def __init__(self, api, cast: Cast) -> None:
+        self.api = api
+        self.cast = cast
+        self.joined: list[Participant] = []
+        self._personas: dict[int, Persona] = {}
+
+    async def __call__(self, user, room, sources=("microphone", "camera")) -> Participant:
+        persona = self.cast[len(self.joined)]
         person = Participant(
-            api.base_url, room, api.token_for(user), clip, ice_host_addresses=LOOPBACK
+            self.api.base_url,
+            room,
+            self.api.token_for(user),
+            persona.camera,
+            ice_host_addresses=LOOPBACK,
+            clips=persona.clips,
+            audio_level=persona.level,
         )
-        joined.append(person)
+        self._personas[id(person)] = persona
+        self.joined.append(person)
         await person.join(sources)
         return person
 
-    yield join
-    await asyncio.gather(*(p.close() for p in joined), return_exceptions=True)
+    def persona(self, person: Participant) -> Persona:
+        return self._personas[id(person)]
+
+    def check_receives(self, person: Participant, others: list[Participant]) -> None:
+        """`person`'s slot for each other participant carries that participant's media."""
+        for other in others:
+            for source in ("microphone", "camera"):
+                probe = person.peer.probe_for(other.participant_id, source)
+                where = f"{self.persona(person).name} receiving {self.persona(other).name}"
+                self.cast.check(probe, self.persona(other), source, where=where)
+
+
+@pytest.fixture
+async def people(api, cast):
+    people = People(api, cast)
+    yield people
+    await asyncio.gather(*(p.close() for p in people.joined), return_exceptions=True)
 
 
 def receives_all(person: Participant, others: list[Participant]) -> bool:
@@ -73,13 +105,7 @@ async def test_three_people_see_and_hear_each_other(api, meeting, people, make_u
         "every participant to receive the other two",
     )
     for person in everyone:
-        for other in everyone:
-            if other is person:
-                continue
-            sample = person.peer.probe_for(other.participant_id, "camera").decode_sample()
-            assert sample is not None and (sample.width, sample.height) == (640, 480)
-            audio = person.peer.probe_for(other.participant_id, "microphone")
-            assert audio.audio_levels and audio.audio_levels[-1] == 42
+        people.check_receives(person, [o for o in everyone if o is not person])
     stats = api.app[LIVE].media.stats()
     assert stats["decoders_started"] == 0
     assert stats["peer_connections"] == 3 and stats["forwarded_streams"] == 12
@@ -95,30 +121,45 @@ async def test_three_people_see_and_hear_each_other(api, meeting, people, make_u
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_screen_share_starts_and_stops(api, meeting, people, make_user):
+async def test_screen_share_starts_and_stops(api, meeting, people, make_user, cast):
     host, room = meeting
     a = await people(host, room)
     b = await people(await make_user(), room)
+    await until(lambda: receives_all(a, [b]), 15, "a to receive b")
+    people.check_receives(a, [b])
+    sharer = people.persona(b)
+    started = time.monotonic()
     await b.start_screen()
-    await until(lambda: (b.participant_id, "screen") in a.peer.receiving_from(), 10, "screen slot")
-    await until(
-        lambda: (a.peer.probe_for(b.participant_id, "screen") or _zero()).frames > 10,
-        10,
-        "screen frames",
-    )
+
+    def screen_flows() -> bool:
+        probe = a.peer.probe_for(b.participant_id, "screen")
+        return (
+            probe is not None
+            and probe.frames_since(started) >= 10
+            and cast.carries(probe, sharer, "screen", since=started)
+        )
+
+    await until(screen_flows, 10, "b's screen (800x600, the screen clip) at a")
     state = await a.signaling.wait_for("media-state", lambda e: e["screen"])
     assert state["participant_id"] == b.participant_id
+    # while b shares, b's camera keeps coming on its own slot, and it is still the camera
+    camera = a.peer.probe_for(b.participant_id, "camera")
+    sharing = time.monotonic()
+    await until(lambda: camera.frames_since(sharing) >= 15, 5, "b's camera while sharing")
+    cast.check(camera, sharer, "camera", since=sharing, where="b's camera while sharing")
+    cast.check(
+        a.peer.probe_for(b.participant_id, "screen"), sharer, "screen", since=started, where="a"
+    )
     await b.stop_screen()
+    stopped = time.monotonic()
     await until(
         lambda: (b.participant_id, "screen") not in a.peer.receiving_from(),
         10,
         "screen slot to go idle",
     )
     assert (b.participant_id, "camera") in a.peer.receiving_from()
-
-
-class _zero:
-    frames = 0
+    await until(lambda: camera.frames_since(stopped) >= 15, 5, "b's camera after the share")
+    cast.check(camera, sharer, "camera", since=stopped, where="b's camera after sharing")
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -127,6 +168,7 @@ async def test_bad_offers_get_errors_and_spare_the_others(api, meeting, people, 
     a = await people(host, room)
     b = await people(await make_user(), room)
     await until(lambda: receives_all(a, [b]), 15, "a to receive b")
+    people.check_receives(a, [b])
     with pytest.raises(SignalingError) as garbage:
         await b.signaling.request(
             {"type": "offer", "sdp": "v=0\r\nnot sdp", "tracks": {}}, "answer"
@@ -141,6 +183,7 @@ async def test_bad_offers_get_errors_and_spare_the_others(api, meeting, people, 
     before = a.peer.probe_for(b.participant_id, "camera").frames
     await asyncio.sleep(1.0)
     assert a.peer.probe_for(b.participant_id, "camera").frames > before + 10
+    people.check_receives(a, [b])
     assert not b.signaling.closed.is_set()
 
 
@@ -156,6 +199,7 @@ async def test_leaving_and_vanishing_stop_their_tracks(api, meeting, people, mak
     b = await people(await make_user(), room)
     c = await people(await make_user(), room)
     await until(lambda: receives_all(a, [b, c]), 20, "a to receive b and c")
+    people.check_receives(a, [b, c])
     await b.leave()
     await until(
         lambda: all(pid != b.participant_id for pid, _ in a.peer.receiving_from()),
@@ -177,6 +221,7 @@ async def test_meeting_end_closes_every_peer_connection(api, meeting, people, ma
     a = await people(host, room)
     b = await people(await make_user(), room)
     await until(lambda: receives_all(b, [a]), 15, "b to receive a")
+    people.check_receives(b, [a])
     await a.signaling.send({"type": "end-meeting"})
     assert await b.signaling.wait_closed() == CloseCode.MEETING_ENDED
     await until(lambda: api.app[LIVE].media.stats()["peer_connections"] == 0, 8, "PCs closed")
