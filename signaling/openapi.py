@@ -51,6 +51,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in PATH_PARAM.findall(op.path)
     ]
+    params += list(op.headers)
     if op.query is not None:
         for name, field in op.query.model_fields.items():
             schema = op.query.model_json_schema()["properties"][name]
@@ -78,7 +79,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.auth:
         errors |= {401, 403}
     if op.body is not None:
-        errors |= {400, 413, 415, 422}
+        errors |= {400, 408, 413, 415, 422}
     if op.query is not None:
         errors |= {422}
     for status in sorted(errors):

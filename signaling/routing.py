@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -28,6 +29,7 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
+    headers: tuple[dict[str, Any], ...] = ()  # OpenAPI header parameter objects
 
 
 @dataclass

@@ -105,7 +105,7 @@ async def test_login_is_throttled_audited_and_the_real_person_gets_in(
         headers = {"Cookie": f"tertulia_device={device}"} if device else {}
         response = await api.client.post(
             "/api/auth/login",
-            json={"email": "ANA@example.org ", "password": password},
+            json={"email": "ANA@example.org", "password": password},
             headers=headers,
         )
         return response.status, await response.json(), response

@@ -155,12 +155,8 @@ async def get_meeting(request: web.Request) -> web.Response:
 async def patch_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
     body = await parse_body(request, MeetingPatch)
-    changes = body.model_dump(exclude_unset=True, exclude={"settings"})
-    if body.settings is not None:
-        changes |= body.settings.model_dump(exclude_unset=True)
-    nullable = {"scheduled_start"}
-    if any(value is None and name not in nullable for name, value in changes.items()):
-        raise ApiError(422, "validation-failed", "only scheduled_start may be set to null")
+    # fields left out are MISSING, and not dumped; settings are stored as columns too
+    changes = body.model_dump(exclude={"settings"}) | body.model_dump().get("settings", {})
     async with request.app[DATABASE].session() as session:
         meeting = await _load(session, path_room_id(request))
         _require_host_or_admin(meeting, user)
