@@ -329,7 +329,7 @@ def _range_start(request: web.Request, size: int) -> int | None:
     summary="The composed file (Range supported)",
     tag="recordings",
     content_type="video/mp4",
-    errors=(404,),
+    errors=(404, 416),
 )
 async def composed_file(request: web.Request) -> web.StreamResponse:
     user = await _file_user(request)
@@ -346,7 +346,7 @@ async def composed_file(request: web.Request) -> web.StreamResponse:
     summary="One track file (Range supported)",
     tag="recordings",
     content_type="video/webm",
-    errors=(404,),
+    errors=(404, 416),
 )
 async def track_file(request: web.Request) -> web.StreamResponse:
     user = await _file_user(request)
