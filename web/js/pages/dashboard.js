@@ -2,7 +2,7 @@
 
 import { api, ApiError, setToken } from "../api.js";
 import { navigate } from "../app.js";
-import { confirmDialog, focusHeading, formatTime, h, pageTitle, root } from "../ui.js";
+import { confirmDialog, focusHeading, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
 
 /** @typedef {import("../api.js").Meeting} Meeting */
 
@@ -104,7 +104,7 @@ function describeSaveError(error) {
     }
     return [{ field: null, text: `The meeting could not be saved (${error.message}). Try again.` }];
   }
-  return [{ field: null, text: error instanceof Error ? error.message : String(error) }];
+  return [{ field: null, text: messageOf(error) }];
 }
 
 /** Copy text, falling back to a hidden textarea when the clipboard API is refused. @param {string} text */
@@ -133,7 +133,7 @@ export async function signedInUser(page) {
     return await api("/api/me");
   } catch (error) {
     if (!(error instanceof ApiError && error.status === 401)) {
-      page.replaceChildren(h("p", { class: "error", role: "alert" }, error instanceof Error ? error.message : String(error)));
+      page.replaceChildren(h("p", { class: "error", role: "alert" }, messageOf(error)));
     }
     return null;
   }
@@ -339,7 +339,7 @@ export async function showDashboard(message = "") {
             status.textContent = `Deleted “${meeting.title}”.`;
             await load();
           } catch (error) {
-            status.textContent = error instanceof Error ? error.message : String(error);
+            status.textContent = messageOf(error);
           }
         },
       }, "Delete"));
@@ -364,7 +364,7 @@ export async function showDashboard(message = "") {
       past.replaceChildren(...(done.items.length ? done.items.map(item) : [h("li", { class: "empty" }, "No past meetings.")]));
       return [...up.items, ...done.items].some((/** @type {Meeting} */ m) => m.is_host);
     } catch (error) {
-      if (!(error instanceof ApiError && error.status === 401)) status.textContent = error instanceof Error ? error.message : String(error);
+      if (!(error instanceof ApiError && error.status === 401)) status.textContent = messageOf(error);
       return false;
     }
   }

@@ -3,7 +3,7 @@
 import { api, ApiError } from "../api.js";
 import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../app.js";
 import { describeStatus, LevelMeter, listDevices, openDevices } from "../media.js";
-import { focusHeading, h, pageTitle, root } from "../ui.js";
+import { focusHeading, h, messageOf, pageTitle, root } from "../widgets.js";
 import { appHeader } from "./dashboard.js";
 import { enterRoom } from "./room.js";
 
@@ -42,7 +42,7 @@ export async function showMeeting(roomId) {
     if (error instanceof ApiError && error.status === 404) {
       showOutcome("meeting-not-found", "Meeting not found", "There is no meeting at this link. Check the link you were given, or ask the host for a new one.");
     } else {
-      showOutcome("meeting-error", "Cannot open the meeting", error instanceof Error ? error.message : String(error));
+      showOutcome("meeting-error", "Cannot open the meeting", messageOf(error));
     }
     return;
   }
@@ -178,7 +178,7 @@ function showPreJoin(roomId, meeting, me) {
       });
     } catch (error) {
       handedOver = false;
-      joinError.textContent = error instanceof Error ? error.message : String(error);
+      joinError.textContent = messageOf(error);
       joinButton.disabled = false;
       joinButton.textContent = "Join meeting";
     }

@@ -6,7 +6,7 @@
 
 import { api, ApiError } from "../api.js";
 import { navigate, onLeavePage } from "../app.js";
-import { confirmDialog, focusHeading, formatBytes, formatDuration, formatTime, h, pageTitle, root } from "../ui.js";
+import { confirmDialog, focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
 import { appHeader } from "./dashboard.js";
 import { durationText, percent, stateText } from "./recordings.js";
 
@@ -18,11 +18,6 @@ const POLL_MS = 1500;
 
 /** @type {Record<string, string>} */
 const SOURCE_LABELS = { microphone: "Microphone", camera: "Camera", screen: "Screen share" };
-
-/** @param {unknown} error */
-function messageOf(error) {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** @param {string} rawId the path segment */
 export async function showRecording(rawId) {

@@ -4,7 +4,7 @@
 
 import { api, ApiError } from "../api.js";
 import { onLeavePage } from "../app.js";
-import { focusHeading, formatBytes, formatDuration, formatTime, h, pageTitle, root } from "../ui.js";
+import { focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
 import { appHeader, signedInUser } from "./dashboard.js";
 
 /** @typedef {import("../api.js").Recording} Recording */
@@ -188,7 +188,7 @@ export async function showRecordings(message = "") {
       summary.textContent = "";
       status.textContent = error instanceof ApiError && error.code === "not-allowed"
         ? "You are not allowed to see recordings."
-        : `The recordings could not be loaded: ${error instanceof Error ? error.message : String(error)}`;
+        : `The recordings could not be loaded: ${messageOf(error)}`;
       return;
     }
     if (disposed || mine !== loading) return;

@@ -6,7 +6,7 @@ import { goToSignIn, navigate, onLeavePage, SESSION_EXPIRED } from "../app.js";
 import { describeStatus, LevelMeter, openDevices } from "../media.js";
 import { MeetingSession, SignalingError, socketUrl } from "../protocol.js";
 import { icon } from "../icons.js";
-import { confirmDialog, h, initials, pageTitle, root } from "../ui.js";
+import { confirmDialog, h, initials, messageOf, pageTitle, root } from "../widgets.js";
 import { showMeetingEnded, showOutcome } from "./meeting.js";
 
 /** @typedef {import("../protocol.js").Participant} Participant */
@@ -501,7 +501,7 @@ function buildRoom(session, options) {
       await session.sendChat(text);
     } catch (error) {
       chatInput.value = text;
-      chatError.textContent = error instanceof Error ? error.message : String(error);
+      chatError.textContent = messageOf(error);
     }
   });
   el.addEventListener("keydown", (event) => {
@@ -516,7 +516,7 @@ function buildRoom(session, options) {
       if (session.recording.active) await session.stopRecording();
       else await session.startRecording();
     } catch (error) {
-      mediaProblem(`Recording: ${error instanceof Error ? error.message : String(error)}`);
+      mediaProblem(`Recording: ${messageOf(error)}`);
     } finally {
       recordButton.disabled = false;
       render();

@@ -2,7 +2,7 @@
 
 import { api, ApiError, setToken } from "../api.js";
 import { navigate } from "../app.js";
-import { focusHeading, h, pageTitle, root } from "../ui.js";
+import { focusHeading, h, messageOf, pageTitle, root } from "../widgets.js";
 
 /**
  * @param {string} message shown above the form (e.g. the session expired)
@@ -31,7 +31,7 @@ export function showSignIn(message, next) {
     } catch (failure) {
       error.textContent = failure instanceof ApiError && failure.code === "invalid-credentials"
         ? "The e-mail or password is not right."
-        : failure instanceof Error ? failure.message : String(failure);
+        : messageOf(failure);
       submit.disabled = false;
       password.select();
     }

@@ -1,4 +1,5 @@
-// Small DOM helpers shared by the pages.
+// Widgets shared by the pages: the h() element builder, page title and focus, the confirm
+// <dialog>, and small formatting helpers (times, durations, sizes, error messages).
 
 /**
  * Create an element. Attributes starting with "on" become listeners; `dataset`-style keys
@@ -58,6 +59,11 @@ export function focusHeading(el) {
     heading.tabIndex = -1;
     heading.focus({ preventScroll: true });
   }
+}
+
+/** What went wrong, in the error's own words (for errors that are already meant for people). @param {unknown} error */
+export function messageOf(error) {
+  return messageOf(error);
 }
 
 /** @param {string} name */
