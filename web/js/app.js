@@ -1,52 +1,22 @@
-// The single-page app: client-side routes over the paths the server serves (index.html).
+// The entry point: the single-page app's routes over the paths the server serves
+// (index.html). Pages move on with nav.js; this module only chooses the page.
 //   /                 sign-in (signed out) or dashboard (signed in); `?next=/m/ID` returns there
 //   /m/{room_id}      pre-join check, then the meeting room
 //   /recordings       the recordings library (admins: all; hosts: their meetings')
 //   /recordings/{id}  one recording: player, tracks, composition progress, delete
 
-import { ApiError, getToken, setToken, setUnauthorizedHandler } from "./api.js";
+import { ApiError, getToken, setUnauthorizedHandler } from "./api.js";
+import { goToSignIn, leavePage, navigate, SESSION_EXPIRED, setRouter } from "./nav.js";
 import { showSignIn } from "./pages/signin.js";
 import { showDashboard } from "./pages/dashboard.js";
 import { showMeeting } from "./pages/meeting.js";
 import { showRecordings } from "./pages/recordings.js";
 import { showRecording } from "./pages/recording.js";
 
-/** @type {(() => void) | null} cleanup of the current page (stop media, close sockets) */
-let cleanup = null;
-
-/** @param {(() => void) | null} fn */
-export function onLeavePage(fn) {
-  cleanup = fn;
-}
-
-/**
- * Navigate inside the app.
- * @param {string} path
- * @param {{replace?: boolean, message?: string}} [options]
- */
-export function navigate(path, { replace = false, message = "" } = {}) {
-  if (replace) history.replaceState({ message }, "", path);
-  else history.pushState({ message }, "", path);
-  route();
-}
-
-/** Go to sign-in, coming back to `next` afterwards. @param {string} message @param {string} [next] */
-export function goToSignIn(message, next = location.pathname) {
-  setToken(null);
-  const query = next && next !== "/" ? `?next=${encodeURIComponent(next)}` : "";
-  navigate(`/${query}`, { replace: true, message });
-}
-
-export const SESSION_EXPIRED = "Your session has expired. Please sign in again.";
-
 setUnauthorizedHandler((/** @type {ApiError} */ _error) => goToSignIn(SESSION_EXPIRED));
 
-export function route() {
-  if (cleanup) {
-    const previous = cleanup;
-    cleanup = null;
-    previous();
-  }
+function route() {
+  leavePage();
   const message = (history.state && history.state.message) || "";
   const path = location.pathname;
   const meeting = path.match(/^\/m\/([^/]+)\/?$/);
@@ -89,6 +59,7 @@ export function safeNext(next) {
   return next && /^\/(m\/[A-Za-z0-9_-]+|recordings(\/\d+)?)$/.test(next) ? next : "";
 }
 
+setRouter(route);
 window.addEventListener("popstate", route);
 document.addEventListener("click", (event) => {
   // Internal links navigate without reloading the page.

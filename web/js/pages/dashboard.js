@@ -1,7 +1,7 @@
 // Dashboard: upcoming and past meetings; create, edit, delete; copy a join link.
 
 import { api, ApiError, setToken } from "../api.js";
-import { navigate } from "../app.js";
+import { navigate } from "../nav.js";
 import { confirmDialog, focusHeading, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
 
 /** @typedef {import("../api.js").Meeting} Meeting */

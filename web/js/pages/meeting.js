@@ -1,7 +1,7 @@
 // /m/{room_id}: the pre-join check (preview, level meter, devices, start muted), then the room.
 
 import { api, ApiError } from "../api.js";
-import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../app.js";
+import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../nav.js";
 import { describeStatus, LevelMeter, listDevices, openDevices } from "../media.js";
 import { focusHeading, h, messageOf, pageTitle, root } from "../widgets.js";
 import { appHeader } from "./dashboard.js";

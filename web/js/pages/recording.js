@@ -5,7 +5,7 @@
 // token for this recording only); the sign-in token never goes into a URL.
 
 import { api, ApiError } from "../api.js";
-import { navigate, onLeavePage } from "../app.js";
+import { navigate, onLeavePage } from "../nav.js";
 import { confirmDialog, focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
 import { appHeader } from "./dashboard.js";
 import { durationText, percent, stateText } from "./recordings.js";

@@ -3,7 +3,7 @@
 // reload, back and forward keep them.
 
 import { api, ApiError } from "../api.js";
-import { onLeavePage } from "../app.js";
+import { onLeavePage } from "../nav.js";
 import { focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
 import { appHeader, signedInUser } from "./dashboard.js";
 

@@ -2,7 +2,7 @@
 // highlight, controls, chat and participants panels, connection state and rejoin.
 
 import { getToken } from "../api.js";
-import { goToSignIn, navigate, onLeavePage, SESSION_EXPIRED } from "../app.js";
+import { goToSignIn, navigate, onLeavePage, SESSION_EXPIRED } from "../nav.js";
 import { describeStatus, LevelMeter, openDevices } from "../media.js";
 import { MeetingSession, SignalingError, socketUrl } from "../protocol.js";
 import { icon } from "../icons.js";

@@ -1,7 +1,7 @@
 // Sign-in page.
 
 import { api, ApiError, setToken } from "../api.js";
-import { navigate } from "../app.js";
+import { navigate } from "../nav.js";
 import { focusHeading, h, messageOf, pageTitle, root } from "../widgets.js";
 
 /**
