@@ -1,31 +1,14 @@
 // /m/{room_id}: the pre-join check (preview, level meter, devices, start muted), then the room.
 
+import { appHeader } from "../account.js";
 import { api, ApiError } from "../api.js";
-import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../nav.js";
 import { describeStatus, LevelMeter, listDevices, openDevices } from "../media.js";
+import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../nav.js";
 import { focusHeading, h, messageOf, pageTitle, root } from "../widgets.js";
-import { appHeader } from "./dashboard.js";
+import { showMeetingEnded, showOutcome } from "./outcome.js";
 import { enterRoom } from "./room.js";
 
 /** @typedef {import("../api.js").Meeting} Meeting */
-
-/**
- * A full-page message for the ways a meeting cannot be joined.
- * @param {string} testid
- * @param {string} heading
- * @param {string} text
- * @param {Node[]} [extra]
- */
-export function showOutcome(testid, heading, text, extra = []) {
-  pageTitle(heading);
-  const page = h("section", { class: "narrow outcome", "data-testid": testid },
-    h("h1", {}, heading),
-    h("p", { role: "status", "data-testid": "outcome-message" }, text),
-    ...extra,
-    h("p", {}, h("a", { href: "/", "data-internal": true, "data-testid": "back-to-dashboard" }, "Back to your meetings")));
-  root().replaceChildren(page);
-  focusHeading(page);
-}
 
 /** @param {string} roomId */
 export async function showMeeting(roomId) {
@@ -51,11 +34,6 @@ export async function showMeeting(roomId) {
     return;
   }
   showPreJoin(roomId, meeting, me);
-}
-
-/** @param {string} title @param {string} [reason] */
-export function showMeetingEnded(title, reason) {
-  showOutcome("meeting-ended", "This meeting has ended", `“${title}” has ended${reason ? ` (${reason})` : ""}. You can no longer join it.`);
 }
 
 /**

@@ -4,10 +4,10 @@
 // Files open with the short-lived links of POST /api/recordings/{id}/access (`?access=`, a
 // token for this recording only); the sign-in token never goes into a URL.
 
+import { appHeader } from "../account.js";
 import { api, ApiError } from "../api.js";
 import { navigate, onLeavePage } from "../nav.js";
 import { confirmDialog, focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
-import { appHeader } from "./dashboard.js";
 import { durationText, percent, stateText } from "./recordings.js";
 
 /** @typedef {import("../api.js").Recording} Recording */

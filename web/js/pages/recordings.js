@@ -2,10 +2,10 @@
 // (the API decides). Filters and the page live in the URL (?q, from, to, offset, limit), so
 // reload, back and forward keep them.
 
+import { appHeader, signedInUser } from "../account.js";
 import { api, ApiError } from "../api.js";
 import { onLeavePage } from "../nav.js";
 import { focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
-import { appHeader, signedInUser } from "./dashboard.js";
 
 /** @typedef {import("../api.js").Recording} Recording */
 /** @typedef {import("../api.js").RecordingPage} RecordingPage */

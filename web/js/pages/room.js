@@ -2,12 +2,12 @@
 // highlight, controls, chat and participants panels, connection state and rejoin.
 
 import { getToken } from "../api.js";
-import { goToSignIn, navigate, onLeavePage, SESSION_EXPIRED } from "../nav.js";
+import { onLeavePage } from "../nav.js";
 import { describeStatus, LevelMeter, openDevices } from "../media.js";
 import { MeetingSession, SignalingError, socketUrl } from "../protocol.js";
 import { icon } from "../icons.js";
 import { confirmDialog, h, initials, messageOf, pageTitle, root } from "../widgets.js";
-import { showMeetingEnded, showOutcome } from "./meeting.js";
+import { showRoomClosed } from "./outcome.js";
 
 /** @typedef {import("../protocol.js").Participant} Participant */
 /** @typedef {import("../protocol.js").ChatMessage} ChatMessage */
@@ -589,26 +589,8 @@ function buildRoom(session, options) {
   session.addEventListener("closed", (e) => {
     const { code, reason, ended } = /** @type {CustomEvent} */ (e).detail;
     dispose(true);
-    if (ended) {
-      showMeetingEnded(meeting.title, session._ended && session._ended !== "meeting-ended" ? session._ended : undefined);
-    } else if (code === 4401) {
-      goToSignIn(SESSION_EXPIRED);
-    } else if (code === 4403) {
-      showOutcome("account-disabled", "Your account is disabled", "Ask an administrator to enable it.");
-    } else if (code === 4410) {
-      showOutcome("replaced", "You joined from somewhere else", "This meeting is open in another tab or device, so this page left it.", [rejoinButton()]);
-    } else if (code === 1000 && reason === "left") {
-      showOutcome("left", "You left the meeting", `You left “${meeting.title}”.`, [rejoinButton()]);
-    } else if (code === 4409 || code === 4404) {
-      showOutcome("meeting-error", "You cannot rejoin", reason || "The meeting is full or no longer exists.");
-    } else {
-      showOutcome("disconnected", "Disconnected", `The connection to the meeting closed (${reason || code}).`, [rejoinButton()]);
-    }
+    showRoomClosed({ code, reason, ended, endedReason: session._ended && session._ended !== "meeting-ended" ? session._ended : undefined }, { roomId, title: meeting.title });
   });
-
-  function rejoinButton() {
-    return h("p", {}, h("button", { type: "button", class: "primary", "data-testid": "rejoin", onclick: () => navigate(`/m/${roomId}`, { replace: true }) }, "Rejoin"));
-  }
 
   function startSelfMeter() {
     selfMeter?.stop();
