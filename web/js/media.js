@@ -89,3 +89,12 @@ export class LevelMeter {
     this.context.close().catch(() => {});
   }
 }
+
+/** A level meter on the track, or null where Web Audio is missing or refuses it. @param {MediaStreamTrack} track */
+export function openLevelMeter(track) {
+  try {
+    return new LevelMeter(track);
+  } catch {
+    return null;
+  }
+}

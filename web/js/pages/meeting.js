@@ -2,7 +2,7 @@
 
 import { appHeader } from "../account.js";
 import { api, ApiError } from "../api.js";
-import { describeStatus, LevelMeter, listDevices, openDevices } from "../media.js";
+import { describeStatus, listDevices, openDevices, openLevelMeter } from "../media.js";
 import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../nav.js";
 import { focusHeading, h, messageOf, pageTitle, root } from "../widgets.js";
 import { showMeetingEnded, showOutcome } from "./outcome.js";
@@ -47,7 +47,7 @@ function showPreJoin(roomId, meeting, me) {
   let camera = null;
   /** @type {MediaStreamTrack | null} */
   let microphone = null;
-  /** @type {LevelMeter | null} */
+  /** @type {import("../media.js").LevelMeter | null} */
   let meter = null;
   let meterTimer = 0;
   let handedOver = false;
@@ -64,10 +64,23 @@ function showPreJoin(roomId, meeting, me) {
   const joinError = h("p", { class: "error", role: "alert", "data-testid": "join-error" });
   const joinButton = h("button", { type: "button", class: "primary big", "data-testid": "join-button", disabled: true }, "Checking devices…");
 
-  const stopPreview = () => {
+  function stopMeter() {
     clearInterval(meterTimer);
     meter?.stop();
     meter = null;
+  }
+
+  /** Show the microphone's level (without Web Audio there is no meter). */
+  function startMeter() {
+    stopMeter();
+    const m = microphone && openLevelMeter(microphone);
+    if (!m) return;
+    meter = m;
+    meterTimer = window.setInterval(() => { level.value = m.level(); }, 120);
+  }
+
+  const stopPreview = () => {
+    stopMeter();
     if (!handedOver) {
       camera?.stop();
       microphone?.stop();
@@ -77,9 +90,7 @@ function showPreJoin(roomId, meeting, me) {
 
   /** Open (or re-open) the chosen devices and refresh the preview. */
   async function openChosen() {
-    clearInterval(meterTimer);
-    meter?.stop();
-    meter = null;
+    stopMeter();
     camera?.stop();
     microphone?.stop();
     const opened = await openDevices({ cameraId: cameraSelect.value || undefined, microphoneId: micSelect.value || undefined });
@@ -91,15 +102,7 @@ function showPreJoin(roomId, meeting, me) {
     micMessage.hidden = !micMessage.textContent;
     video.srcObject = camera ? new MediaStream([camera]) : null;
     showPreviewState();
-    if (microphone) {
-      try {
-        const m = new LevelMeter(microphone);
-        meter = m;
-        meterTimer = window.setInterval(() => { level.value = m.level(); }, 120);
-      } catch {
-        /* no Web Audio: no meter */
-      }
-    }
+    startMeter();
     const { cameras, microphones } = await listDevices();
     fillSelect(cameraSelect, cameras, camera, "camera");
     fillSelect(micSelect, microphones, microphone, "microphone");
@@ -137,9 +140,7 @@ function showPreJoin(roomId, meeting, me) {
     joinError.textContent = "";
     joinButton.disabled = true;
     joinButton.textContent = "Joining…";
-    clearInterval(meterTimer);
-    meter?.stop();
-    meter = null;
+    stopMeter();
     if (camera) camera.enabled = !startCameraOff.checked;
     if (microphone) microphone.enabled = !startMuted.checked;
     try {
@@ -188,13 +189,7 @@ function showPreJoin(roomId, meeting, me) {
     joinButton.textContent = "Try again";
     if (microphone) microphone.enabled = true;
     if (camera) camera.enabled = true;
-    if (microphone) {
-      try {
-        const m = new LevelMeter(microphone);
-        meter = m;
-        meterTimer = window.setInterval(() => { level.value = m.level(); }, 120);
-      } catch { /* no meter */ }
-    }
+    startMeter();
   }
 
   const page = h("div", { class: "page", "data-testid": "prejoin" },
