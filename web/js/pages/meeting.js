@@ -4,9 +4,9 @@ import { appHeader } from "../account.js";
 import { api, ApiError } from "../api.js";
 import { describeStatus, listDevices, openDevices, openLevelMeter } from "../media.js";
 import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../nav.js";
+import { enterRoom } from "../room/index.js";
 import { focusHeading, h, messageOf, pageTitle, root } from "../widgets.js";
-import { showMeetingEnded, showOutcome } from "./outcome.js";
-import { enterRoom } from "./room.js";
+import { showMeetingEnded, showOutcome, showRoomClosed } from "./outcome.js";
 
 /** @typedef {import("../api.js").Meeting} Meeting */
 
@@ -154,6 +154,7 @@ function showPreJoin(roomId, meeting, me) {
           handedOver = false;
           refused(code, message);
         },
+        onClosed: (closed) => showRoomClosed(closed, { roomId, title: meeting.title }),
       });
     } catch (error) {
       handedOver = false;

@@ -1,0 +1,192 @@
+// The meeting room: joins with a MeetingSession, builds the page from its parts and keeps them
+// in step with the session's events. Each part has one job and gets what it needs passed in:
+//   status.js    connection pill, recording indicator, head count, announcer, media problems
+//   tiles.js     video tiles and their layout (grid, or a shared screen on the stage + strip)
+//   audio.js     the <audio> elements that play what others say
+//   speaking.js  who is speaking (tiles light up)
+//   controls.js  microphone, camera, screen share, record, leave, end for everyone
+//   chat.js      chat panel; people.js participants panel; panels.js one panel open at a time
+// What happens after the room (left, ended, disconnected…) is the caller's (`onClosed`).
+
+import { getToken } from "../api.js";
+import { onLeavePage } from "../nav.js";
+import { MeetingSession, SignalingError, socketUrl } from "../protocol.js";
+import { h, pageTitle, root } from "../widgets.js";
+import { createAudio } from "./audio.js";
+import { createChat } from "./chat.js";
+import { createControls } from "./controls.js";
+import { connectPanels } from "./panels.js";
+import { createPeople } from "./people.js";
+import { createSpeaking, POLL_MS } from "./speaking.js";
+import { CONNECTED, CONNECTING_MEDIA, createStatus, mediaConnectionPill, RECONNECTING } from "./status.js";
+import { createTiles, tileViews } from "./tiles.js";
+
+/** @typedef {import("../protocol.js").Source} Source */
+/** @typedef {import("../pages/outcome.js").RoomClosed} RoomClosed */
+
+/**
+ * @typedef {object} RoomOptions
+ * @property {string} roomId
+ * @property {import("../api.js").Meeting} meeting
+ * @property {import("../api.js").User} me
+ * @property {MediaStreamTrack | null} camera
+ * @property {MediaStreamTrack | null} microphone
+ * @property {boolean} microphoneOn
+ * @property {boolean} cameraOn
+ * @property {(code: string, message: string) => void} onRefused the server refused the join (the room was not shown)
+ * @property {(closed: RoomClosed) => void} onClosed the room closed: show what follows
+ */
+
+/** Join the meeting and show the room; `onRefused` when the server says no. @param {RoomOptions} options */
+export async function enterRoom(options) {
+  const { roomId, meeting, microphone, camera } = options;
+  const session = new MeetingSession({ url: socketUrl(roomId), token: getToken });
+  /** @type {Partial<Record<Source, MediaStreamTrack>>} */
+  const tracks = {};
+  if (microphone) tracks.microphone = microphone;
+  if (camera) tracks.camera = camera;
+  const room = buildRoom(session, options);
+  try {
+    await session.join(tracks, { microphone: options.microphoneOn, camera: options.cameraOn, screen: false });
+  } catch (error) {
+    room.dispose(false);
+    if (error instanceof SignalingError) {
+      options.onRefused(error.code, error.message);
+      return;
+    }
+    throw error;
+  }
+  pageTitle(meeting.title);
+  root().replaceChildren(room.el);
+  room.start();
+}
+
+/**
+ * @param {MeetingSession} session
+ * @param {RoomOptions} options
+ */
+function buildRoom(session, options) {
+  const { meeting, me } = options;
+  let timer = 0;
+  let disposed = false;
+
+  const status = createStatus();
+  const tiles = createTiles();
+  const audio = createAudio();
+  const speaking = createSpeaking(session);
+  const chat = createChat({ session, enabled: meeting.settings.enable_chat });
+  const people = createPeople({ session });
+  const controls = createControls({
+    session, announce: status.announce, problem: status.problem, changed: render, microphoneOpened: speaking.listenToMicrophone,
+  });
+
+  const el = h("section", { class: "room", "data-testid": "room", "aria-label": `Meeting: ${meeting.title}` },
+    h("header", { class: "room-bar" },
+      h("h1", { class: "room-title" }, meeting.title), status.connection, status.recording, status.count),
+    status.problemLine,
+    h("div", { class: "room-main" },
+      status.announcer,
+      h("div", { class: "videos" }, tiles.stage, tiles.grid),
+      chat.panel, people.panel),
+    h("nav", { class: "controls", "aria-label": "Meeting controls" },
+      controls.mic, controls.camera, controls.screen, chat.button, people.button, controls.record, controls.leave, controls.end),
+    audio.el);
+  connectPanels(el, [chat, people]);
+
+  /** Show everything as the session has it now. */
+  function render() {
+    if (disposed) return;
+    const now = performance.now();
+    tiles.show(tileViews(session, me.display_name), (pid) => speaking.isSpeaking(pid, now));
+    status.show({ people: session.participants.size + 1, recording: session.recording.active });
+    controls.render();
+    people.render();
+    audio.play(session);
+  }
+
+  // --- session events ------------------------------------------------------------------
+  /** @param {Event} e */
+  const detail = (e) => /** @type {CustomEvent} */ (e).detail;
+  session.addEventListener("welcome", () => {
+    chat.showHistory();
+    render();
+  });
+  session.addEventListener("tracks", render);
+  session.addEventListener("participants", render);
+  session.addEventListener("recording", (e) => {
+    const { recording } = detail(e);
+    const who = recording.by ? recording.by.display_name : "The server";
+    status.announce(recording.active ? `${who} started recording this meeting.` : `Recording stopped${recording.reason ? ` (${recording.reason})` : ""}.`);
+    render();
+  });
+  session.addEventListener("participant-joined", (e) => status.announce(`${detail(e).event.participant.display_name} joined.`));
+  session.addEventListener("participant-left", (e) => {
+    // The session has already forgotten them; their tile still has the name.
+    status.announce(`${tiles.nameOf(detail(e).event.participant_id) ?? "Someone"} left.`);
+  });
+  session.addEventListener("chat", (e) => chat.received(detail(e).message));
+  session.addEventListener("error", (e) => chat.refused(detail(e).event));
+  session.addEventListener("media-connection", (e) => {
+    if (session.state !== "connected") return;
+    const pill = mediaConnectionPill(detail(e).state);
+    if (pill) status.setConnection(pill);
+  });
+  session.addEventListener("state", (e) => {
+    const { state } = detail(e);
+    if (state === "connected") status.setConnection(mediaConnected() ? CONNECTED : CONNECTING_MEDIA);
+    if (state === "reconnecting") {
+      status.setConnection(RECONNECTING);
+      status.announce("The connection dropped. Reconnecting…");
+    }
+  });
+  session.addEventListener("reconnected", () => {
+    status.announce("Reconnected: you are back in the meeting.");
+    if (session.localTracks.screen && !session.media.screen) session.sendMediaState({ screen: true });
+  });
+  session.addEventListener("closed", (e) => {
+    const { code, reason, ended } = detail(e);
+    dispose(true);
+    const endedReason = session._ended && session._ended !== "meeting-ended" ? session._ended : undefined;
+    options.onClosed({ code, reason, ended, endedReason });
+  });
+
+  function mediaConnected() {
+    return !!session.pc && session.pc.connectionState === "connected";
+  }
+
+  /** @param {boolean} stopMedia stop the camera and microphone (not when the pre-join page keeps them) */
+  function dispose(stopMedia) {
+    if (disposed) return;
+    disposed = true;
+    clearInterval(timer);
+    status.dispose();
+    speaking.stop();
+    if (session.state !== "closed" && session.state !== "idle") session.leave();
+    if (stopMedia) {
+      for (const track of Object.values(session.localTracks)) track?.stop();
+      controls.dispose(true);
+    }
+    audio.dispose();
+    tiles.dispose();
+    if (/** @type {any} */ (window).__tertulia && /** @type {any} */ (window).__tertulia.session === session) {
+      /** @type {any} */ (window).__tertulia.closed = true;
+    }
+  }
+
+  function start() {
+    // For tests and debugging: the page's peer connection and session.
+    /** @type {any} */ (window).__tertulia = {
+      session,
+      get pc() { return session.pc; },
+      closed: false,
+    };
+    onLeavePage(() => dispose(true));
+    speaking.listenToMicrophone();
+    chat.showHistory();
+    render();
+    timer = window.setInterval(() => { speaking.poll().then(render).catch(() => {}); }, POLL_MS);
+    status.setConnection(mediaConnected() ? CONNECTED : CONNECTING_MEDIA);
+  }
+
+  return { el, start, dispose };
+}
