@@ -729,48 +729,47 @@ export class MeetingSession extends EventTarget {
 }
 
 /**
+ * Resolves once `settled()` holds, checked at each `event` of the peer connection, or after
+ * `timeoutMs` whatever the state.
  * @param {RTCPeerConnection} pc
+ * @param {"icegatheringstatechange" | "connectionstatechange"} event
+ * @param {() => boolean} settled
  * @param {number} timeoutMs
  * @returns {Promise<void>}
  */
-export function waitGathered(pc, timeoutMs) {
-  const settled = () => pc.iceGatheringState === "complete" || pc.signalingState === "closed";
+function waitForPeerState(pc, event, settled, timeoutMs) {
   if (settled()) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       if (!settled()) return;
-      pc.removeEventListener("icegatheringstatechange", done);
+      pc.removeEventListener(event, done);
       clearTimeout(timer);
       resolve();
     };
     const timer = setTimeout(() => {
-      pc.removeEventListener("icegatheringstatechange", done);
+      pc.removeEventListener(event, done);
       resolve();
     }, timeoutMs);
-    pc.addEventListener("icegatheringstatechange", done);
+    pc.addEventListener(event, done);
   });
+}
+
+/**
+ * ICE gathering completed (the server does not trickle: the offer carries every candidate).
+ * @param {RTCPeerConnection} pc
+ * @param {number} timeoutMs
+ */
+export function waitGathered(pc, timeoutMs) {
+  return waitForPeerState(pc, "icegatheringstatechange",
+    () => pc.iceGatheringState === "complete" || pc.signalingState === "closed", timeoutMs);
 }
 
 /**
  * aiortc cannot take a new offer while the previous answer's transports still start.
  * @param {RTCPeerConnection} pc
  * @param {number} timeoutMs
- * @returns {Promise<void>}
  */
 export function waitConnected(pc, timeoutMs) {
-  const settled = () => ["connected", "failed", "closed"].includes(pc.connectionState) || pc.signalingState === "closed";
-  if (settled()) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (!settled()) return;
-      pc.removeEventListener("connectionstatechange", done);
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      pc.removeEventListener("connectionstatechange", done);
-      resolve();
-    }, timeoutMs);
-    pc.addEventListener("connectionstatechange", done);
-  });
+  return waitForPeerState(pc, "connectionstatechange",
+    () => ["connected", "failed", "closed"].includes(pc.connectionState) || pc.signalingState === "closed", timeoutMs);
 }
