@@ -51,7 +51,8 @@ export function createSpeaking(session) {
 
   /** @param {string} pid participant id, "self" for me @param {number} [now] */
   function isSpeaking(pid, now = performance.now()) {
-    return now - (lastSpoke.get(pid) || 0) < SPEAKING_HOLD_MS;
+    const last = lastSpoke.get(pid);
+    return last !== undefined && now - last < SPEAKING_HOLD_MS;
   }
 
   /**
