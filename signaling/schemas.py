@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -37,28 +38,26 @@ ONE_LINE = rf"^[^{_CONTROL}{_SPACE}]([^{_CONTROL}]*[^{_CONTROL}{_SPACE}])?$"
 EMAIL = rf"^[^@{_CONTROL}{_SPACE}]+@[^@{_CONTROL}{_SPACE}]+$"
 
 
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})",
-    re.ASCII,
+# RFC 3339 date-times from 1970 to 9998: near year 1 or 9999 a zone offset would carry the
+# instant outside what a datetime can hold once it is converted to UTC.
+DATE_TIME = (
+    r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-[0-9]{2}-[0-9]{2}"
+    r"[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
+_DATE_TIME = re.compile(DATE_TIME, re.ASCII)
 
 
-def _rfc3339(value: Any) -> Any:
-    """Only an RFC 3339 date-time string, as the description says: pydantic would also read
-    a number (or a query string of digits) as a Unix timestamp."""
+def _date_time(value: Any) -> Any:
+    """Only a date-time string as the description says (pydantic would also read a number,
+    or a query string of digits, as a Unix timestamp)."""
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError("must be an ISO 8601 date and time with a zone, e.g. 2030-01-02T09:30:00Z")
+    if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
+        raise ValueError(
+            "must be an ISO 8601 date and time with a zone between the years 1970 and 9998, "
+            "e.g. 2030-01-02T09:30:00Z"
+        )
     return value.upper()
-
-
-def _utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 lies before year 1 in UTC
-        raise ValueError("is out of the supported range of dates") from None
 
 
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ONE_LINE)]
@@ -69,7 +68,12 @@ Password = Annotated[str, StringConstraints(min_length=8, max_length=256, patter
 MaxParticipants = Annotated[int, Field(ge=2, le=500)]
 Duration = Annotated[int, Field(ge=1, le=1440)]
 # ISO 8601 with an explicit zone (a bare local time is ambiguous); kept in UTC.
-UtcTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
+UtcTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_date_time),
+    AfterValidator(lambda value: value.astimezone(UTC)),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME}),
+]
 # Until the waiting room exists (a later issue) approval cannot be required: only false.
 RequireApproval = Annotated[
     Literal[False], Field(description="false: the waiting room is not available yet")
