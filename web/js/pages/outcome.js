@@ -34,14 +34,8 @@ function rejoinButton(roomId) {
 }
 
 /**
- * How the room closed: the socket's close code and reason, whether the meeting ended, and the
- * reason it ended when it was not simply "meeting-ended".
- * @typedef {{code: number, reason: string, ended: boolean, endedReason?: string}} RoomClosed
- */
-
-/**
  * The page a closed room leads to.
- * @param {RoomClosed} closed
+ * @param {import("../room/index.js").RoomClosed} closed
  * @param {{roomId: string, title: string}} meeting
  */
 export function showRoomClosed({ code, reason, ended, endedReason }, { roomId, title }) {

@@ -22,7 +22,11 @@ import { CONNECTED, CONNECTING_MEDIA, createStatus, mediaConnectionPill, RECONNE
 import { createTiles, tileViews } from "./tiles.js";
 
 /** @typedef {import("../protocol.js").Source} Source */
-/** @typedef {import("../pages/outcome.js").RoomClosed} RoomClosed */
+/**
+ * How the room closed: the socket's close code and reason, whether the meeting ended, and the
+ * reason it ended when it was not simply "meeting-ended".
+ * @typedef {{code: number, reason: string, ended: boolean, endedReason?: string}} RoomClosed
+ */
 
 /**
  * @typedef {object} RoomOptions
