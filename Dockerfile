@@ -9,7 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY rtp ./rtp
 COPY sfu ./sfu
+COPY compose ./compose
 COPY signaling ./signaling
 COPY storage ./storage
 COPY web ./web

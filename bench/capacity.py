@@ -39,7 +39,7 @@ from client.loadtest.report import build_report
 from client.loadtest.runner import LoadTest, Plan
 from client.loadtest.server import LocalServer
 from client.loadtest.stats import median
-from sfu.synthetic import load_clip
+from rtp.synthetic import load_clip
 
 from .machine import Machine
 

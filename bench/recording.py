@@ -36,7 +36,7 @@ from client.loadtest.cli import default_clip_dir
 from client.loadtest.report import build_report
 from client.loadtest.runner import LoadTest, Plan
 from client.loadtest.server import LocalServer
-from sfu.synthetic import load_clip
+from rtp.synthetic import load_clip
 
 from .machine import Machine
 

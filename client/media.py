@@ -24,9 +24,10 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from sfu import SlotAssignment, Source, aiortc_hooks
-from sfu.probe import ReceiveProbe
-from sfu.synthetic import Clip, ClipTrack
+from rtp import aiortc_hooks
+from rtp.probe import ReceiveProbe
+from rtp.synthetic import Clip, ClipTrack
+from rtp.types import SlotAssignment, Source
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from client.media import MIC_LEVEL, MediaPeer, ProbeFactory, TrackFactory
 from client.signaling import Event, SignalingClient
-from sfu import SlotAssignment, Source
-from sfu.synthetic import Clip
+from rtp.synthetic import Clip
+from rtp.types import SlotAssignment, Source
 
 
 class Participant:

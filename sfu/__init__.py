@@ -1,6 +1,7 @@
 """Tertulia media: a selective forwarding unit on aiortc that never decodes or encodes."""
 
-from .aiortc_hooks import self_check as check_media_stack
+from rtp.aiortc_hooks import self_check as check_media_stack
+
 from .api import (
     AiortcCompatibilityError,
     IceServer,

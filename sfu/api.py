@@ -5,10 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-Source = Literal["microphone", "camera", "screen"]
-Kind = Literal["audio", "video"]
+from rtp.aiortc_hooks import AiortcCompatibilityError
+from rtp.types import SOURCE_KIND, Kind, SlotAssignment, Source
 
-SOURCE_KIND: dict[str, Kind] = {"microphone": "audio", "camera": "video", "screen": "video"}
+__all__ = [
+    "SOURCE_KIND",
+    "AiortcCompatibilityError",
+    "IceServer",
+    "Kind",
+    "MediaEvents",
+    "MediaSettings",
+    "NegotiationError",
+    "RecordingError",
+    "SlotAssignment",
+    "Source",
+]
 
 
 @dataclass(frozen=True)
@@ -31,16 +42,6 @@ class MediaSettings:
     # "relay" replaces forwarding with aiortc's MediaRelay (decode + re-encode per
     # subscriber): a baseline for the capacity benchmark only, never for real meetings.
     forwarding: Literal["encoded", "relay"] = "encoded"
-
-
-@dataclass(frozen=True)
-class SlotAssignment:
-    """What one receive m-line (mid) of a subscriber carries; participant None = idle."""
-
-    mid: str
-    kind: Kind
-    participant_id: str | None
-    source: Source | None
 
 
 class MediaEvents(Protocol):
@@ -69,10 +70,6 @@ class NegotiationError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-
-
-class AiortcCompatibilityError(RuntimeError):
-    """The installed aiortc lacks a private attribute the SFU relies on."""
 
 
 class RecordingError(Exception):

@@ -27,11 +27,12 @@ from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from . import aiortc_hooks
-from .aiortc_hooks import SenderPort
+from rtp import aiortc_hooks
+from rtp.aiortc_hooks import SenderPort
+from rtp.codecs import keyframe_detector, packet_starts_keyframe
+from rtp.framing import AudioFramer, EncodedFrame, SsrcLock, VideoFramer
+
 from .api import Kind, Source
-from .codecs import keyframe_detector, packet_starts_keyframe
-from .framing import AudioFramer, EncodedFrame, SsrcLock, VideoFramer
 from .relay_baseline import RelaySource
 
 logger = logging.getLogger(__name__)

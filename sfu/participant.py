@@ -10,7 +10,8 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
-from . import aiortc_hooks
+from rtp import aiortc_hooks
+
 from .api import (
     SOURCE_KIND,
     Kind,
@@ -20,10 +21,10 @@ from .api import (
     SlotAssignment,
     Source,
 )
-from .codecs import parse_offer, restrict_codecs
 from .forwarding import Counters, Publication, SlotTrack
 from .ice import announce_address, rtc_configuration
 from .relay_baseline import RelaySlotTrack, RelaySource
+from .sdp import parse_offer, restrict_codecs
 
 logger = logging.getLogger(__name__)
 

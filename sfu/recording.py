@@ -23,10 +23,11 @@ from typing import Any, Protocol
 
 import av
 
+from rtp.codecs import h264_dimensions
+from rtp.framing import EncodedFrame
+
 from .api import Kind, Source
-from .codecs import h264_dimensions
 from .forwarding import AUDIO_CLOCK, VIDEO_CLOCK, Publication
-from .framing import EncodedFrame
 
 log = logging.getLogger(__name__)
 MS = Fraction(1, 1000)
@@ -272,21 +273,3 @@ class RoomRecording:
         summaries = [s for r in self.tracks.values() if (s := r.summary()) is not None]
         duration = round(time.monotonic() - self.started_monotonic, 3)
         return RecordingSummary(duration, summaries, self.writer.error)
-
-
-def probe_track_file(path: Path) -> tuple[float, int]:
-    """Duration (s, from the last readable packet) and size of a track file, even a
-    truncated one; (0, 0) when nothing can be read. Blocking: run in a thread."""
-    if not path.exists():
-        return 0.0, 0
-    size = path.stat().st_size
-    last = 0
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams[0]
-            for packet in container.demux(stream):
-                if packet.pts is not None:
-                    last = max(last, int(packet.pts * packet.time_base * 1000))
-    except (av.FFmpegError, OSError, IndexError) as exc:
-        log.info("probing %s stopped early: %s", path, exc)
-    return last / 1000, size

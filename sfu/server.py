@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import aiortc_hooks
+from rtp import aiortc_hooks
+
 from .api import MediaEvents, MediaSettings, NegotiationError, RecordingError, Source
 from .forwarding import Counters, Publication
 from .participant import Participant
@@ -136,7 +137,7 @@ class MediaServer:
             "frames_received": self.counters.frames_in,
             "packets_forwarded": self.counters.packets_forwarded,
             "frames_forwarded": self.counters.frames_forwarded,
-            "retransmissions": self.counters.retransmissions,  # aiortc_hooks.RESEND_*
+            "retransmissions": self.counters.retransmissions,  # rtp.repair.RESEND_*
             "retransmissions_refused": self.counters.retransmissions_refused,
             "keyframe_requests_sent": self.counters.keyframe_requests_sent,
             "decoders_started": aiortc_hooks.decoders_started()

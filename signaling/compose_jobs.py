@@ -1,6 +1,6 @@
 """Background work on recordings: composing one file to watch, crash recovery, retention.
 
-Composition runs as a separate process (`python -m sfu.compose`), never on the event loop
+Composition runs as a separate process (`python -m compose`), never on the event loop
 that carries meetings; its progress lines are stored so the API can show them.
 """
 
@@ -14,7 +14,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from sfu.recording import probe_track_file
+from compose.probe import probe_track_file
 from signaling.config import Settings
 from storage import audit, recordings
 from storage.database import Database
@@ -124,7 +124,7 @@ class ComposeQueue:
         self._process = process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "sfu.compose",
+            "compose",
             str(manifest_path),
             str(output),
             stdout=asyncio.subprocess.PIPE,

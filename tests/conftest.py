@@ -140,7 +140,7 @@ async def api(settings: Settings, database: Database) -> AsyncIterator[Api]:
 @pytest.fixture(scope="session")
 def clip(pytestconfig: pytest.Config):  # type: ignore[no-untyped-def]
     """The synthetic VP8 + Opus clip, encoded once into pytest's cache directory."""
-    from sfu.synthetic import load_clip
+    from rtp.synthetic import load_clip
 
     return load_clip(pytestconfig.cache.mkdir("sfu-test-media"), "VP8")
 

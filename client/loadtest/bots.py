@@ -10,9 +10,9 @@ from aiortc import RTCRtpReceiver
 
 from client.media import SOURCE_KIND
 from client.participant import Participant
-from sfu import Source
-from sfu.probe import ReceiveProbe
-from sfu.synthetic import Clip, ClipTrack
+from rtp.probe import ReceiveProbe
+from rtp.synthetic import Clip, ClipTrack
+from rtp.types import Source
 
 from .media import ClipIndex, ClipSchedule, ScheduledClipTrack
 from .probe import StreamProbe

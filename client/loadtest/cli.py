@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from sfu.synthetic import load_clip
+from rtp.synthetic import load_clip
 
 from .accounts import Api, ApiError, BotAccounts, create_bot_accounts, read_tokens
 from .report import build_report, format_report

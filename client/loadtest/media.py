@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import av
 from aiortc.mediastreams import MediaStreamError
 
-from sfu.synthetic import FPS, VIDEO_CLOCK, Clip, ClipTrack
+from rtp.synthetic import FPS, VIDEO_CLOCK, Clip, ClipTrack
 
 from .stats import Histogram
 

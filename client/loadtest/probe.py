@@ -1,6 +1,6 @@
 """A load bot's receive slot: counts per publisher, loss, first frame, latency; no decoding.
 
-Built on `sfu.probe.ReceiveProbe` (same receiver tap, same browser-like keyframe requests
+Built on `rtp.probe.ReceiveProbe` (same receiver tap, same browser-like keyframe requests
 after a loss, same decodable sample) but it keeps counters instead of per-frame lists, so
 memory stays flat over a long run, and it attributes every packet to the publisher the
 `tracks` event assigned to the slot.
@@ -17,10 +17,10 @@ from typing import Any
 from aiortc import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
-from sfu import aiortc_hooks
-from sfu.framing import EncodedFrame
-from sfu.probe import ReceiveProbe
-from sfu.synthetic import Clip
+from rtp import aiortc_hooks
+from rtp.framing import EncodedFrame
+from rtp.probe import ReceiveProbe
+from rtp.synthetic import Clip
 
 from .media import ClipIndex, ClipSchedule
 from .stats import Histogram

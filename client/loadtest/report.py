@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sfu.synthetic import AUDIO_CLOCK, AUDIO_FRAME, FPS
+from rtp.synthetic import AUDIO_CLOCK, AUDIO_FRAME, FPS
 
 from .runner import Joined
 from .stats import Histogram, median

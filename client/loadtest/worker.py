@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from sfu.synthetic import load_clip
+from rtp.synthetic import load_clip
 
 from .bots import Bot
 from .media import ClipIndex

@@ -18,10 +18,10 @@ from aiortc.codecs import depayload, get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from sfu.codecs import vp8_is_keyframe
+from rtp.codecs import vp8_is_keyframe
+from rtp.framing import VideoFramer
+from rtp.synthetic import Clip, load_clip
 from sfu.forwarding import Counters, Publication, SlotTrack
-from sfu.framing import VideoFramer
-from sfu.synthetic import Clip, load_clip
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 

@@ -13,9 +13,9 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from client.media import MIC_LEVEL, MediaPeer
+from rtp.probe import ReceiveProbe
+from rtp.synthetic import Clip, ClipTrack
 from sfu import MediaServer, SlotAssignment, Source
-from sfu.probe import ReceiveProbe
-from sfu.synthetic import Clip, ClipTrack
 
 from .media import Persona
 

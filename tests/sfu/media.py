@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sfu.probe import ReceiveProbe, frame_digest
-from sfu.synthetic import Clip, load_clip
+from rtp.probe import ReceiveProbe, frame_digest
+from rtp.synthetic import Clip, load_clip
 
 # camera size, sine frequency (Hz), microphone level: one row per persona. p0 is the
 # default clip (640x480, 440 Hz) with the default level (client.media.MIC_LEVEL).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sfu import aiortc_hooks
+from rtp import aiortc_hooks
 
 from .client import ClientPeer
 from .conftest import wait_for

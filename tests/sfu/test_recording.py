@@ -8,10 +8,10 @@ from pathlib import Path
 
 import av
 
+from compose.probe import probe_track_file
+from rtp.codecs import h264_dimensions
+from rtp.synthetic import load_clip
 from sfu import MediaServer, MediaSettings, RecordedTrack
-from sfu.codecs import h264_dimensions
-from sfu.recording import probe_track_file
-from sfu.synthetic import load_clip
 
 from .client import LOOPBACK, ClientPeer
 from .conftest import wait_for

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from sfu import MediaServer, MediaSettings, aiortc_hooks
+from rtp import aiortc_hooks
+from sfu import MediaServer, MediaSettings
 
 from .client import LOOPBACK, ClientPeer
 from .conftest import wait_for

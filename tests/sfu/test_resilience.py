@@ -9,7 +9,9 @@ import time
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
 
-from sfu import AiortcCompatibilityError, NegotiationError, aiortc_hooks
+from rtp import aiortc_hooks, repair
+from rtp.aiortc_hooks import AiortcCompatibilityError
+from sfu import NegotiationError
 
 from .client import LOOPBACK, ClientPeer, person
 from .conftest import wait_for
@@ -213,7 +215,7 @@ async def test_repair_traffic_is_bounded_under_heavy_loss(server, clip):
     logger.info("40%% loss: %d packets sent, %d resent, %d refused", sent, resent, refused)
     assert resent > 0, "NACKs were not answered at all"
     assert refused > 0, "every NACK was answered: the limits did not apply"
-    limit = aiortc_hooks.RESEND_SHARE * sent + aiortc_hooks.RESEND_BURST * len(ports)
+    limit = repair.RESEND_SHARE * sent + repair.RESEND_BURST * len(ports)
     assert resent <= limit, f"{resent} retransmissions for {sent} packets"
     after = server.stats()
     assert after["retransmissions"] - before["retransmissions"] >= resent

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from aiortc.rtp import RtpPacket
 
-from sfu.codecs import packet_starts_keyframe
+from rtp.codecs import packet_starts_keyframe
 from sfu.forwarding import SWITCH_GAP, Counters, Publication, SlotTrack
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiortc.rtp import RtpPacket
 
-from sfu import aiortc_hooks
-from sfu.codecs import h264_is_keyframe, is_frame_start, vp8_is_keyframe
-from sfu.framing import RECOVERY_WINDOW_S, EncodedFrame, VideoFramer
+from rtp import aiortc_hooks
+from rtp.codecs import h264_is_keyframe, is_frame_start, vp8_is_keyframe
+from rtp.framing import RECOVERY_WINDOW_S, EncodedFrame, VideoFramer
+from rtp.probe import ReceiveProbe, frame_digest
 from sfu.ice import announce_address
-from sfu.probe import ReceiveProbe, frame_digest
 
 
 class FakeClock:

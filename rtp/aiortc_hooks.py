@@ -19,7 +19,7 @@ import random
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import aioice.ice
 import aiortc
@@ -30,11 +30,16 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from .api import AiortcCompatibilityError
+from .repair import HISTORY_SIZE, RepairBudget, RepairCounters
 
 logger = logging.getLogger(__name__)
 
 TESTED_AIORTC_VERSION = "1.16.0"
+
+
+class AiortcCompatibilityError(RuntimeError):
+    """The installed aiortc lacks a private attribute these hooks rely on."""
+
 
 _RX = "_RTCRtpReceiver__"
 _TX = "_RTCRtpSender__"
@@ -306,24 +311,6 @@ def hook_sender(
 
 _RTP_HEADER = struct.Struct("!BBHII")
 _NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
-HISTORY_SIZE = 512  # packets kept per sender for NACK retransmissions (2^16 divisible)
-# Repair traffic limits. A subscriber that cannot keep up loses packets and NACKs them; if
-# every NACK were answered, the retransmissions would add to the load it already cannot
-# carry (and to the server's), and the meeting spirals into a repair storm. So each packet
-# is resent at most RESEND_MAX times, not twice within RESEND_SPACING_S (aiortc's receiver
-# NACKs every missing packet again on each new gap), and a port's retransmissions stay
-# within RESEND_SHARE of the packets it sent (a bucket of at most RESEND_BURST).
-RESEND_MAX = 2
-RESEND_SPACING_S = 0.02
-RESEND_SHARE = 0.25
-RESEND_BURST = 64.0
-
-
-class RepairCounters(Protocol):
-    """Where a port adds its NACK repair, so totals outlive the port (the server's counters)."""
-
-    retransmissions: int
-    retransmissions_refused: int
 
 
 def ntp_now() -> int:
@@ -352,14 +339,10 @@ class SenderPort:
         "_ice",
         "_level_id",
         "_mid_element",
-        "_resend_tokens",
-        "_resent_at",
-        "_resent_count",
-        "_resent_seq",
+        "_repair",
         "_rtx_payload_type",
         "_rtx_seq",
         "_rtx_ssrc",
-        "_sent_seen",
         "counters",
         "payload_type",
         "resends_refused",
@@ -388,13 +371,9 @@ class SenderPort:
         self._rtx_ssrc: int = sender._rtx_ssrc
         self._rtx_seq = random.randint(0, 0xFFFF)
         self._history: list[tuple[int, int, int, bytes, bytes] | None] = [None] * HISTORY_SIZE
-        self._resent_seq = [-1] * HISTORY_SIZE  # which seq the two arrays below are about
-        self._resent_count = [0] * HISTORY_SIZE
-        self._resent_at = [0.0] * HISTORY_SIZE
-        self._resend_tokens = RESEND_BURST / 4
-        self._sent_seen = 0
+        self._repair = RepairBudget()
         self.resent = 0  # retransmissions sent
-        self.resends_refused = 0  # NACKed packets not resent (limits above, or too old)
+        self.resends_refused = 0  # NACKed packets not resent (repair limits, or too old)
         sender._retransmit = self._retransmit  # type: ignore[method-assign,assignment]
 
     @classmethod
@@ -474,7 +453,8 @@ class SenderPort:
         """NACK handler of the sender: resend from this port's history (RTX if negotiated)."""
         index = seq % HISTORY_SIZE
         entry = self._history[index]
-        if entry is None or entry[0] != seq or not self._may_resend(index, seq):
+        sent = self.sender._RTCRtpSender__packet_count  # type: ignore[attr-defined]
+        if entry is None or entry[0] != seq or not self._repair.allow(seq, sent):
             self.resends_refused += 1
             if self.counters is not None:
                 self.counters.retransmissions_refused += 1
@@ -493,28 +473,6 @@ class SenderPort:
             self.resent += 1
             if self.counters is not None:
                 self.counters.retransmissions += 1
-
-    def _may_resend(self, index: int, seq: int) -> bool:
-        """The repair limits (see RESEND_*); bookkeeping only on the NACK path."""
-        sent = self.sender._RTCRtpSender__packet_count  # type: ignore[attr-defined]
-        self._resend_tokens = min(
-            RESEND_BURST, self._resend_tokens + (sent - self._sent_seen) * RESEND_SHARE
-        )
-        self._sent_seen = sent
-        now = time.monotonic()
-        if self._resent_seq[index] != seq:
-            self._resent_seq[index], self._resent_count[index] = seq, 0
-        elif (
-            self._resent_count[index] >= RESEND_MAX
-            or now - self._resent_at[index] < RESEND_SPACING_S
-        ):
-            return False
-        if self._resend_tokens < 1:
-            return False
-        self._resend_tokens -= 1
-        self._resent_count[index] += 1
-        self._resent_at[index] = now
-        return True
 
 
 def open_sender_port(

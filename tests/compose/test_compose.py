@@ -20,15 +20,15 @@ import numpy as np
 import pytest
 from av.video.frame import PictureType, VideoFrame
 
-from sfu.compose import (
+from compose.composer import (
     ComposeError,
     CompositionResult,
     TrackFile,
     compose,
     soft_clip,
 )
-from sfu.layout import Rect, arrange, fit, grid_shape
-from sfu.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip, load_clip
+from compose.layout import Rect, arrange, fit, grid_shape
+from rtp.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip, load_clip
 
 MS = Fraction(1, 1000)
 REPO = Path(__file__).resolve().parents[2]
@@ -426,7 +426,7 @@ def test_unreadable_tracks_are_skipped_and_nothing_left_fails(
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "sfu.compose", *args],
+        [sys.executable, "-m", "compose", *args],
         capture_output=True,
         text=True,
         timeout=60,

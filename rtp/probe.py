@@ -21,9 +21,10 @@ import av
 from aiortc import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
-from . import aiortc_hooks
+from rtp import aiortc_hooks
+from rtp.framing import AudioFramer, EncodedFrame, VideoFramer
+
 from .codecs import keyframe_detector
-from .framing import AudioFramer, EncodedFrame, VideoFramer
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Compose a recording's per-track files into one file to watch.
 
 The recorder writes one file per published track without re-encoding. After the recording
-stops, this module (run as its own process: `python -m sfu.compose MANIFEST OUTPUT`, never on
+stops, this module (run as its own process: `python -m compose MANIFEST OUTPUT`, never on
 the event loop that carries meetings) decodes every track lazily, lays the cameras out in a
 grid (a screen share takes the large area, cameras go to a strip beside it), mixes the
 microphones and encodes one MP4 (H.264 + AAC) or WebM (VP8 + Opus).
@@ -552,9 +552,9 @@ def _emit(message: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m sfu.compose MANIFEST OUTPUT`: JSON lines on stdout ({"progress": f} ...
+    """`python -m compose MANIFEST OUTPUT`: JSON lines on stdout ({"progress": f} ...
     then {"done": result}); on failure exit 1 with exactly one line on stderr."""
-    parser = argparse.ArgumentParser(prog="python -m sfu.compose", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m compose", description=__doc__)
     parser.add_argument("manifest", type=Path)
     parser.add_argument("output", type=Path)
     parser.add_argument("--width", type=int, default=1280)
@@ -584,7 +584,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _emit({"done": {**asdict(result), "path": str(result.path)}})
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Where each track goes on the composed canvas: pure geometry, no media.
 
-Kept apart from `sfu.compose` so the arrangement can be tested (and reused, e.g. by a
+Kept apart from `compose.composer` so the arrangement can be tested (and reused, e.g. by a
 preview) without decoding anything. Every rectangle has even coordinates and sizes
 because the canvas is yuv420p, whose chroma planes are subsampled by two.
 """

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from aiortc.rtp import RtpPacket
 
-from .aiortc_hooks import depayloaded
+from rtp.aiortc_hooks import depayloaded
+
 from .codecs import is_frame_start
 
 # A receiver locks onto one SSRC; another SSRC takes over only after this much silence.
