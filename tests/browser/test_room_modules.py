@@ -25,18 +25,22 @@ CHECKS = """async () => {
   const status = await import('/static/js/room/status.js');
   const panels = await import('/static/js/room/panels.js');
   const on = {microphone: true, camera: true, screen: false};
+  const person = (pid, user_id, display_name, role, media) =>
+    ({participant_id: pid, user_id, display_name, role, media});
   const participants = new Map([
-    ['p-bo', {participant_id: 'p-bo', user_id: 2, display_name: 'Bo Berg', role: 'participant', media: {...on, screen: true}}],
-    ['p-cy', {participant_id: 'p-cy', user_id: 3, display_name: 'Cy Costa', role: 'host', media: {...on, microphone: false}}],
+    ['p-bo', person('p-bo', 2, 'Bo Berg', 'participant', {...on, screen: true})],
+    ['p-cy', person('p-cy', 3, 'Cy Costa', 'host', {...on, microphone: false})],
   ]);
   const session = {
-    welcome: {participant_id: 'p-ana', you: {participant_id: 'p-ana', user_id: 1, display_name: 'Ana Alves', role: 'participant', media: on}},
+    welcome: {participant_id: 'p-ana', you: person('p-ana', 1, 'Ana Alves', 'participant', on)},
     participantId: 'p-ana', media: on, participants, pc: null, slots: [], chat: [],
     localTracks: {},
     tracksOf: (pid) => pid === 'p-bo' ? {screen: {slot: {mid: '3'}, track: null}} : {},
     transceiverFor: () => null,
     sendChat: async () => ({}),
   };
+  const data = (el) => el.dataset;
+  const testid = (el, id) => el.querySelector(`[data-testid="${id}"]`);
   const out = {};
 
   out.shapes = [1, 2, 4, 5, 9, 10].map((n) => tiles.gridShape(n));
@@ -53,11 +57,15 @@ CHECKS = """async () => {
   shown.show(views, (pid) => pid === 'p-cy' || pid === 'self');
   out.stageHidden = shown.stage.hidden;
   out.strip = shown.grid.classList.contains('strip');
-  out.gridTiles = [...shown.grid.children].map((el) => [el.dataset.participantId, el.dataset.source, el.dataset.mic, el.dataset.speaking, el.getAttribute('aria-label')]);
-  out.stageTile = [...shown.stage.children].map((el) => [el.dataset.participantId, el.dataset.source]);
+  out.gridTiles = [...shown.grid.children].map((el) => [
+    data(el).participantId, data(el).source, data(el).mic, data(el).speaking,
+    el.getAttribute('aria-label')]);
+  out.stageTile = [...shown.stage.children].map((el) => [data(el).participantId, data(el).source]);
   out.nameOfCy = shown.nameOf('p-cy');
   shown.show({stage: null, grid: views.grid.filter((v) => v.pid !== 'p-bo')}, () => false);
-  out.afterLeaving = {stageHidden: shown.stage.hidden, strip: shown.grid.classList.contains('strip'), count: shown.grid.dataset.count, cols: shown.grid.style.getPropertyValue('--cols')};
+  out.afterLeaving = {
+    stageHidden: shown.stage.hidden, strip: shown.grid.classList.contains('strip'),
+    count: data(shown.grid).count, cols: shown.grid.style.getPropertyValue('--cols')};
 
   out.level = [speaking.levelBetween(undefined, {energy: 1, duration: 1}),
                speaking.levelBetween({energy: 1, duration: 1}, {energy: 1.04, duration: 2}),
@@ -66,15 +74,18 @@ CHECKS = """async () => {
   await who.poll();  // no peer connection, no microphone: nobody
   out.silent = who.isSpeaking('p-bo');
   who.heard('p-bo', 1000);
-  out.hold = [who.isSpeaking('p-bo', 1000 + speaking.SPEAKING_HOLD_MS - 1), who.isSpeaking('p-bo', 1000 + speaking.SPEAKING_HOLD_MS)];
+  const hold = speaking.SPEAKING_HOLD_MS;
+  out.hold = [who.isSpeaking('p-bo', 1000 + hold - 1), who.isSpeaking('p-bo', 1000 + hold)];
 
   out.rows = people.peopleRows(session).map((p) => `${p.pid}|${p.name}|${p.role}|${p.self}`);
   const list = people.createPeople({session});
   list.render();
-  const first = list.panel.querySelector('[data-testid="participant-item"]');
+  const first = testid(list.panel, 'participant-item');
   list.render();  // nothing changed: the same elements stay
-  out.peopleItems = [...list.panel.querySelectorAll('[data-testid="participant-item"]')].map((li) => [li.dataset.participantId, li.querySelector('[data-testid="state-mic"]').dataset.on, !!li.querySelector('[data-testid="state-screen"]'), li.textContent]);
-  out.peopleKept = list.panel.querySelector('[data-testid="participant-item"]') === first;
+  out.peopleItems = [...list.panel.querySelectorAll('[data-testid="participant-item"]')]
+    .map((li) => [data(li).participantId, data(testid(li, 'state-mic')).on,
+                  !!testid(li, 'state-screen'), li.textContent]);
+  out.peopleKept = testid(list.panel, 'participant-item') === first;
 
   const room = document.createElement('section');
   document.body.append(room);
@@ -82,26 +93,34 @@ CHECKS = """async () => {
   const ppl = people.createPeople({session});
   room.append(talk.panel, ppl.panel, talk.button, ppl.button);
   panels.connectPanels(room, [talk, ppl]);
-  const message = (id, user_id, display_name) => ({id, author: {user_id, display_name}, text: `hello ${id}`, kind: 'text', created_at: new Date().toISOString()});
+  const message = (id, user_id, display_name) => ({
+    id, author: {user_id, display_name}, text: `hello ${id}`, kind: 'text',
+    created_at: new Date().toISOString()});
   talk.received(message(1, 2, 'Bo Berg'));
   talk.received(message(2, 1, 'Ana Alves'));  // my own: not unread
   talk.received(message(3, 3, 'Cy Costa'));
-  const badge = talk.button.querySelector('[data-testid="chat-unread"]');
+  const badge = testid(talk.button, 'chat-unread');
   out.unread = [badge.textContent, badge.hidden, talk.button.getAttribute('aria-label')];
-  out.mine = [...talk.panel.querySelectorAll('[data-testid="chat-message"]')].map((li) => li.className);
+  out.mine = [...talk.panel.querySelectorAll('[data-testid="chat-message"]')]
+    .map((li) => li.className);
+  const expanded = (button) => button.getAttribute('aria-expanded');
+  const panelOpen = () => room.classList.contains('panel-open');
   talk.button.click();
-  out.chatOpen = [talk.panel.hidden, talk.button.getAttribute('aria-expanded'), badge.hidden, document.activeElement && document.activeElement.id];
+  const focused = document.activeElement;
+  out.chatOpen = [talk.panel.hidden, expanded(talk.button), badge.hidden, focused && focused.id];
   ppl.button.click();  // one panel at a time
-  out.peopleOpen = [talk.panel.hidden, ppl.panel.hidden, talk.button.getAttribute('aria-expanded'), room.classList.contains('panel-open')];
+  out.peopleOpen = [talk.panel.hidden, ppl.panel.hidden, expanded(talk.button), panelOpen()];
   ppl.panel.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}));
-  out.escaped = [ppl.panel.hidden, room.classList.contains('panel-open'), document.activeElement === ppl.button];
+  out.escaped = [ppl.panel.hidden, panelOpen(), document.activeElement === ppl.button];
   room.remove();
 
-  out.pills = ['connected', 'disconnected', 'connecting', 'new', 'failed'].map((s) => status.mediaConnectionPill(s));
+  out.pills = ['connected', 'disconnected', 'connecting', 'new', 'failed']
+    .map((s) => status.mediaConnectionPill(s));
   const line = status.createStatus();
   line.show({people: 3, recording: true});
   line.setConnection(status.RECONNECTING);
-  out.status = [line.count.textContent, line.recording.hidden, line.connection.dataset.state, line.connection.textContent];
+  out.status = [line.count.textContent, line.recording.hidden,
+                data(line.connection).state, line.connection.textContent];
   line.dispose();
   return out;
 }"""
@@ -115,10 +134,20 @@ def test_room_modules_work_on_their_own(browser: Any, contexts: list[Any], serve
 
     # Grid: 1, 2x2, 3x3, then 4 columns; on a phone 1 column up to two tiles, then 2 or 3.
     assert [(s["cols"], s["rows"]) for s in out["shapes"]] == [
-        (1, 1), (2, 1), (2, 2), (3, 2), (3, 3), (4, 3)
+        (1, 1),
+        (2, 1),
+        (2, 2),
+        (3, 2),
+        (3, 3),
+        (4, 3),
     ]
     assert [(s["phoneCols"], s["phoneRows"]) for s in out["shapes"]] == [
-        (1, 1), (1, 2), (2, 2), (2, 3), (3, 3), (3, 4)
+        (1, 1),
+        (1, 2),
+        (2, 2),
+        (2, 3),
+        (3, 3),
+        (3, 4),
     ]
 
     # Bo's screen on the stage; the grid holds my camera first, then everybody's.
@@ -157,7 +186,9 @@ def test_room_modules_work_on_their_own(browser: Any, contexts: list[Any], serve
         "p-cy|Cy Costa|host|false",
     ]
     assert [item[:3] for item in out["peopleItems"]] == [
-        ["p-ana", "true", False], ["p-bo", "true", True], ["p-cy", "false", False]
+        ["p-ana", "true", False],
+        ["p-bo", "true", True],
+        ["p-cy", "false", False],
     ]
     assert out["peopleItems"][2][3].startswith("Cy Costahost")
     assert out["peopleKept"] is True
