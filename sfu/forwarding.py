@@ -33,7 +33,6 @@ from rtp.codecs import keyframe_detector, packet_starts_keyframe
 from rtp.framing import AudioFramer, EncodedFrame, SsrcLock, VideoFramer
 
 from .api import Kind, Source
-from .relay_baseline import RelaySource
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +58,21 @@ class Counters:
         self.keyframe_requests_sent = 0
         self.retransmissions = 0  # NACK repair sent (aiortc_hooks.SenderPort)
         self.retransmissions_refused = 0  # NACKed packets not resent (its limits, too old)
+
+
+class Slot(Protocol):
+    """One receive slot (m-line) of a subscriber, whatever moves its media."""
+
+    kind: str  # "audio" or "video" (typed as aiortc's MediaStreamTrack.kind)
+    mid: str
+    source: Publication | None
+
+    @property
+    def idle(self) -> bool: ...
+
+    def set_source(self, publication: Publication | None) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class FrameSink(Protocol):
@@ -92,7 +106,6 @@ class Publication:
         self.outputs: set[SlotTrack] = set()
         self.frame_outputs: set[FrameSink] = set()
         self.media_ssrc: int | None = None
-        self.relay: RelaySource | None = None  # only in the MediaRelay benchmark baseline
         self.closed = False
         self._framer: AudioFramer | VideoFramer | None = None
         # aiortc routes an unknown SSRC by payload type to any receiver using it: accept one
@@ -132,6 +145,7 @@ class Publication:
             sink.push(frame)
 
     def attach(self, output: SlotTrack) -> None:
+        """Forward every packet to `output` from now on (video: from a keyframe on)."""
         self.outputs.add(output)
         if self.kind == "video":
             self.request_keyframe()

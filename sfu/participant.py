@@ -4,40 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver, RTCSessionDescription
-from aiortc.rtp import RtpPacket
 
 from rtp import aiortc_hooks
+from rtp.types import SOURCE_KIND, Kind, SlotAssignment, Source
 
-from .api import (
-    SOURCE_KIND,
-    Kind,
-    MediaEvents,
-    MediaSettings,
-    NegotiationError,
-    SlotAssignment,
-    Source,
-)
-from .forwarding import Counters, Publication, SlotTrack
+from .api import MediaEvents, MediaSettings, NegotiationError
+from .assignment import SlotState, plan_slots
+from .forwarding import Publication, Slot
 from .ice import announce_address, rtc_configuration
-from .relay_baseline import RelaySlotTrack, RelaySource
-from .sdp import parse_offer, restrict_codecs
+from .sdp import check_track_map, parse_offer, restrict_codecs
+from .strategies import Forwarding
 
 logger = logging.getLogger(__name__)
-
-
-class _Inlet:
-    """Receive tap target of one server receiver; forwards only while published."""
-
-    def __init__(self) -> None:
-        self.publication: Publication | None = None
-
-    def __call__(self, packet: RtpPacket) -> None:
-        if self.publication is not None:
-            self.publication.on_rtp(packet)
 
 
 class _EventPump:
@@ -81,26 +63,24 @@ class Participant:
         participant_id: str,
         events: MediaEvents,
         settings: MediaSettings,
-        counters: Counters,
+        forwarding: Forwarding,
         on_connection_lost: Callable[[Participant, str], None],
     ) -> None:
         self.room_id = room_id
         self.id = participant_id
         self.settings = settings
-        self.counters = counters
+        self.forwarding = forwarding
         self.lock = asyncio.Lock()
         self.closed = False
         self.pc: RTCPeerConnection | None = None
         self.publications: dict[Source, Publication] = {}
         self.published_mids: dict[str, Source] = {}
-        self.slots: dict[str, SlotTrack | RelaySlotTrack] = {}  # mid -> slot, m-line order
+        self.slots: dict[str, Slot] = {}  # mid -> slot, m-line order
         # receive slots asked for with `renegotiate` and not yet seen in an offer: an offer
         # that crossed the request on the wire does not make the server ask twice
-        self.requested = {"audio": 0, "video": 0}
+        self.requested: dict[Kind, int] = {"audio": 0, "video": 0}
         self.last_slots_sent: list[SlotAssignment] | None = None
-        self._inlets: dict[str, _Inlet] = {}
-        self._relay_mode = settings.forwarding == "relay"
-        self._remote_tracks: dict[str, Any] = {}  # relay baseline: decoded tracks by mid
+        self._transceivers: dict[str, RTCRtpTransceiver] = {}
         self._pump = _EventPump(events, participant_id)
         self._on_connection_lost = on_connection_lost
 
@@ -122,15 +102,8 @@ class Participant:
         # Emitted synchronously inside setRemoteDescription, before receive() can run.
         assert self.pc is not None
         for transceiver in self.pc.getTransceivers():
-            mid = transceiver.mid
-            if transceiver.receiver.track is not track or mid is None:
-                continue
-            if self._relay_mode:
-                self._remote_tracks[mid] = track
-            elif mid not in self._inlets:
-                inlet = _Inlet()
-                aiortc_hooks.tap_receiver(transceiver.receiver, inlet)
-                self._inlets[mid] = inlet
+            if transceiver.receiver.track is track and transceiver.mid is not None:
+                self.forwarding.track_arrived(transceiver, track)
 
     def _on_state(self) -> None:
         if self.pc is None or self.closed:
@@ -142,42 +115,12 @@ class Participant:
             self.emit("connection_lost", reason)
             self._on_connection_lost(self, reason)
 
-    def _validate_track_map(self, description: Any, published: Mapping[str, Source]) -> None:
-        media_by_mid = {m.rtp.muxId: m for m in description.media if m.kind in ("audio", "video")}
-        seen: set[str] = set()
-        for mid, source in published.items():
-            if source not in SOURCE_KIND:
-                raise NegotiationError("bad-track-map", f"unknown source {source!r}")
-            if source in seen:
-                raise NegotiationError("bad-track-map", f"source {source} mapped twice")
-            seen.add(source)
-            media = media_by_mid.get(mid)
-            if media is None:
-                raise NegotiationError("bad-track-map", f"no m-line with mid {mid!r}")
-            if media.kind != SOURCE_KIND[source]:
-                raise NegotiationError(
-                    "bad-track-map",
-                    f"mid {mid} is {media.kind} but {source} needs {SOURCE_KIND[source]}",
-                )
-            if media.direction not in ("sendonly", "sendrecv") or media.port == 0:
-                raise NegotiationError(
-                    "bad-track-map", f"mid {mid} ({source}) is {media.direction}, not sending"
-                )
-            if self.published_mids.get(mid, source) != source:
-                raise NegotiationError("bad-track-map", f"mid {mid} changed its source")
-        for mid, media in media_by_mid.items():
-            if mid not in published and media.direction == "sendonly" and media.port != 0:
-                raise NegotiationError(
-                    "bad-track-map", f"mid {mid} sends {media.kind} but is not in the track map"
-                )
-        for mid in self.slots:
-            if mid in published:
-                raise NegotiationError("bad-track-map", f"mid {mid} is a receive slot")
-
     async def negotiate(self, offer_sdp: str, published: Mapping[str, Source]) -> str:
         """Answer one client offer (caller holds self.lock)."""
         description = parse_offer(offer_sdp)
-        self._validate_track_map(description, published)
+        check_track_map(
+            description, published, earlier=self.published_mids, receive_slots=self.slots
+        )
         restrict_codecs(description, self.settings.video_codec)
         offered = {m.rtp.muxId: m for m in description.media if m.kind in ("audio", "video")}
 
@@ -189,17 +132,17 @@ class Participant:
         except Exception as exc:
             raise NegotiationError("bad-sdp", f"offer rejected: {exc!r}") from exc
 
-        transceivers = {t.mid: t for t in pc.getTransceivers() if t.mid is not None}
-        added = {"audio": 0, "video": 0}
+        self._transceivers = {t.mid: t for t in pc.getTransceivers() if t.mid is not None}
+        added: dict[Kind, int] = {"audio": 0, "video": 0}
         for mid, media in offered.items():
-            transceiver = transceivers[mid]
+            transceiver = self._transceivers[mid]
             if mid in published:
                 transceiver.direction = "recvonly"
             elif media.direction in ("recvonly", "sendrecv") and media.port != 0:
                 transceiver.direction = "sendonly"
                 if mid not in self.slots:
-                    self._add_slot(transceiver)
-                    added[transceiver.kind] += 1
+                    self.slots[mid] = self.forwarding.new_slot(transceiver)
+                    added[transceiver.kind] += 1  # type: ignore[index]
             else:
                 transceiver.direction = "inactive"
                 slot = self.slots.pop(mid, None)
@@ -209,84 +152,70 @@ class Participant:
         answer = await pc.createAnswer()
         with aiortc_hooks.ice_host_addresses(self.settings.ice_host_addresses):
             await pc.setLocalDescription(answer)
-        self._update_publications(transceivers, published)
+        self._update_publications(published)
         self.requested = {k: max(0, self.requested[k] - added[k]) for k in added}
         return announce_address(pc.localDescription.sdp, self.settings.announced_address)
 
-    def _add_slot(self, transceiver: RTCRtpTransceiver) -> None:
-        kind, mid = transceiver.kind, transceiver.mid
-        if self._relay_mode:
-            relay_track = RelaySlotTrack(kind, mid, self.counters)  # type: ignore[arg-type]
-            transceiver.sender.replaceTrack(relay_track)
-            self.slots[mid] = relay_track  # type: ignore[index]
-            return
-        self.slots[mid] = SlotTrack.for_transceiver(transceiver, self.counters)  # type: ignore[index]
-
-    def _update_publications(
-        self, transceivers: dict[str, RTCRtpTransceiver], published: Mapping[str, Source]
-    ) -> None:
+    def _update_publications(self, published: Mapping[str, Source]) -> None:
         wanted = {source: mid for mid, source in published.items()}
-        for source, publication in list(self.publications.items()):
-            mid = self.published_mids_by_source().get(source)
+        for mid, source in list(self.published_mids.items()):
             if wanted.get(source) != mid:
-                self._unpublish(source, publication)
+                self._unpublish(mid)
         for source, mid in wanted.items():
             if source in self.publications:
                 continue
-            transceiver = transceivers[mid]
-            kind = SOURCE_KIND[source]
-            if self._relay_mode:
-                self._publish_relayed(source, kind, mid, transceiver)
-                continue
-            inlet = self._inlets.get(mid)
-            if inlet is None:
-                # the track event did not fire (receiver reused): tap is mandatory
-                raise NegotiationError("bad-track-map", f"mid {mid} has no receiver tap")
-            publication = Publication(
-                self.id,
-                source,
-                kind,
-                transceiver.receiver,
-                self.counters,
-                self.settings.video_codec,
+            transceiver = self._transceivers[mid]
+            self.publications[source] = self.forwarding.publish(
+                source, SOURCE_KIND[source], transceiver
             )
-            inlet.publication = publication
-            self.publications[source] = publication
             self.published_mids[mid] = source
             logger.info(
                 "participant %s/%s publishes %s on mid %s", self.room_id, self.id, source, mid
             )
 
-    def _publish_relayed(
-        self, source: Source, kind: Kind, mid: str, transceiver: RTCRtpTransceiver
-    ) -> None:
-        track = self._remote_tracks.get(mid)
-        if track is None:
-            raise NegotiationError("bad-track-map", f"mid {mid} has no remote track")
-        publication = Publication(self.id, source, kind, transceiver.receiver, self.counters)
-        publication.relay = RelaySource(track)
-        self.publications[source] = publication
-        self.published_mids[mid] = source
-
-    def published_mids_by_source(self) -> dict[Source, str]:
-        return {source: mid for mid, source in self.published_mids.items()}
-
-    def _unpublish(self, source: Source, publication: Publication) -> None:
-        mid = self.published_mids_by_source()[source]
-        inlet = self._inlets.get(mid)
-        if inlet is not None:
-            inlet.publication = None
-        publication.close()
-        del self.publications[source]
-        del self.published_mids[mid]
+    def _unpublish(self, mid: str) -> None:
+        source = self.published_mids.pop(mid)
+        transceiver = self._transceivers.get(mid)
+        if transceiver is not None:
+            self.forwarding.unpublish(transceiver)
+        self.publications.pop(source).close()
         logger.info("participant %s/%s unpublished %s", self.room_id, self.id, source)
 
-    # ------------------------------------------------------------ slots
+    # ------------------------------------------------------------ receiving
+    def receive(self, wanted: Sequence[Publication]) -> None:
+        """Make the receive slots carry `wanted` (in order of preference): reuse the slots,
+        ask the browser for more when they do not suffice, and tell it what each carries."""
+        plan = plan_slots(
+            [
+                SlotState(mid, cast(Kind, slot.kind), slot.source)
+                for mid, slot in self.slots.items()
+            ],
+            [(publication, publication.kind) for publication in wanted],
+        )
+        for mid, publication in plan.changes.items():
+            self.slots[mid].set_source(publication)
+        self._ask_for_slots(plan.missing)
+        self._announce_slots()
+
+    def _ask_for_slots(self, missing: dict[Kind, int]) -> None:
+        more = {k: max(0, missing[k] - self.requested[k]) for k in missing}
+        if self.pc is None or not (more["audio"] or more["video"]):
+            return
+        self.requested = {k: self.requested[k] + more[k] for k in more}
+        total = {k: self.slot_count(k) + self.requested[k] for k in more}
+        self.emit("renegotiate", more["audio"], more["video"], total["audio"], total["video"])
+
+    def _announce_slots(self) -> None:
+        assignments = self.slot_assignments()
+        if assignments != self.last_slots_sent:
+            self.last_slots_sent = assignments
+            self.emit("slots_changed", assignments)
+
     def slot_assignments(self) -> list[SlotAssignment]:
         return [
             SlotAssignment(
                 mid=mid,
-                kind=slot.kind,  # type: ignore[arg-type]
+                kind=cast(Kind, slot.kind),
                 participant_id=slot.source.participant_id if slot.source else None,
                 source=slot.source.source if slot.source else None,
             )
@@ -306,8 +235,8 @@ class Participant:
         """Stop publications, slots, the PC and the event pump (events queued are delivered)."""
         if self.closed:
             return
-        for source, publication in list(self.publications.items()):
-            self._unpublish(source, publication)
+        for mid in list(self.published_mids):
+            self._unpublish(mid)
         for slot in self.slots.values():
             slot.stop()
         self.closed = True

@@ -10,27 +10,69 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpTransceiver
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
-from .api import Kind
+from rtp.types import Kind, Source
 
-if TYPE_CHECKING:
-    from .forwarding import Counters, Publication
+from .api import NegotiationError
+from .forwarding import Counters, Publication, Slot
 
 
-class RelaySource:
-    """The decoded remote track of one publication and its MediaRelay."""
+class RelayPublication(Publication):
+    """A publication whose decoded track is fanned out by a MediaRelay."""
 
-    def __init__(self, track: MediaStreamTrack) -> None:
-        self.track = track
+    def __init__(self, track: MediaStreamTrack, *args: Any) -> None:
+        super().__init__(*args)
         self.relay = MediaRelay()
+        self.track = track
+        self.slots: set[RelaySlotTrack] = set()
 
-    def subscribe(self) -> MediaStreamTrack:
+    def subscribe(self, slot: RelaySlotTrack) -> MediaStreamTrack:
+        self.slots.add(slot)
         return self.relay.subscribe(self.track, buffered=False)
+
+    def unsubscribe(self, slot: RelaySlotTrack) -> None:
+        self.slots.discard(slot)
+
+    def close(self) -> list[Any]:
+        for slot in list(self.slots):
+            slot.set_source(None)
+        return super().close()
+
+
+class RelayForwarding:
+    """The `sfu.strategies.Forwarding` of the baseline: aiortc decodes what it receives,
+    and each slot's sender encodes again."""
+
+    def __init__(self, participant_id: str, counters: Counters, video_codec: str) -> None:
+        self.participant_id = participant_id
+        self.counters = counters
+        self.video_codec = video_codec
+        self._tracks: dict[str, MediaStreamTrack] = {}  # decoded remote tracks by mid
+
+    def track_arrived(self, transceiver: RTCRtpTransceiver, track: Any) -> None:
+        if transceiver.mid is not None:
+            self._tracks[transceiver.mid] = track
+
+    def new_slot(self, transceiver: RTCRtpTransceiver) -> Slot:
+        track = RelaySlotTrack(transceiver.kind, transceiver.mid or "", self.counters)  # type: ignore[arg-type]
+        transceiver.sender.replaceTrack(track)
+        return track
+
+    def publish(self, source: Source, kind: Kind, transceiver: RTCRtpTransceiver) -> Publication:
+        track = self._tracks.get(transceiver.mid or "")
+        if track is None:
+            raise NegotiationError("bad-track-map", f"mid {transceiver.mid} has no remote track")
+        return RelayPublication(
+            track, self.participant_id, source, kind, transceiver.receiver, self.counters
+        )
+
+    def unpublish(self, transceiver: RTCRtpTransceiver) -> None:
+        pass
 
 
 class RelaySlotTrack(MediaStreamTrack):
@@ -42,7 +84,6 @@ class RelaySlotTrack(MediaStreamTrack):
         self.mid = mid
         self.counters = counters
         self.source: Publication | None = None
-        self.waiting_for_keyframe = False
         self._proxy: MediaStreamTrack | None = None
         self._changed = asyncio.Event()
 
@@ -53,22 +94,15 @@ class RelaySlotTrack(MediaStreamTrack):
     def set_source(self, publication: Publication | None) -> None:
         if self.source is publication:
             return
-        if self.source is not None:
-            self.source.detach(self)  # type: ignore[arg-type]
+        if isinstance(self.source, RelayPublication):
+            self.source.unsubscribe(self)
         if self._proxy is not None:
             self._proxy.stop()
         self.source = publication
-        relay = publication.relay if publication is not None else None
-        self._proxy = relay.subscribe() if relay is not None else None
+        self._proxy = (
+            publication.subscribe(self) if isinstance(publication, RelayPublication) else None
+        )
         self._changed.set()
-        if publication is not None:
-            publication.attach(self)  # type: ignore[arg-type]
-
-    def on_keyframe_request(self) -> None:  # the encoder handles PLI itself
-        pass
-
-    def audio_level(self) -> int | None:
-        return None
 
     async def recv(self) -> Any:
         while self.readyState == "live":

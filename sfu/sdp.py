@@ -3,7 +3,11 @@ and Opus that it forwards (both legs of a forwarded stream must use the same cod
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 from aiortc import RTCRtpCodecParameters, sdp
+
+from rtp.types import SOURCE_KIND, Source
 
 from .api import NegotiationError
 
@@ -72,3 +76,44 @@ def restrict_codecs(description: sdp.SessionDescription, video_codec: str) -> No
             )
         media.rtp.codecs = kept
         media.fmt = [c.payloadType for c in kept]
+
+
+def check_track_map(
+    description: sdp.SessionDescription,
+    published: Mapping[str, Source],
+    *,
+    earlier: Mapping[str, Source],
+    receive_slots: Collection[str],
+) -> None:
+    """The offer's `tracks` map must name exactly its sending m-lines, each with a source of
+    the m-line's kind, none twice; a mid keeps its source, and a receive slot never sends."""
+    media_by_mid = {m.rtp.muxId: m for m in description.media if m.kind in ("audio", "video")}
+    seen: set[str] = set()
+    for mid, source in published.items():
+        if source not in SOURCE_KIND:
+            raise NegotiationError("bad-track-map", f"unknown source {source!r}")
+        if source in seen:
+            raise NegotiationError("bad-track-map", f"source {source} mapped twice")
+        seen.add(source)
+        media = media_by_mid.get(mid)
+        if media is None:
+            raise NegotiationError("bad-track-map", f"no m-line with mid {mid!r}")
+        if media.kind != SOURCE_KIND[source]:
+            raise NegotiationError(
+                "bad-track-map",
+                f"mid {mid} is {media.kind} but {source} needs {SOURCE_KIND[source]}",
+            )
+        if media.direction not in ("sendonly", "sendrecv") or media.port == 0:
+            raise NegotiationError(
+                "bad-track-map", f"mid {mid} ({source}) is {media.direction}, not sending"
+            )
+        if earlier.get(mid, source) != source:
+            raise NegotiationError("bad-track-map", f"mid {mid} changed its source")
+    for mid, media in media_by_mid.items():
+        if mid not in published and media.direction == "sendonly" and media.port != 0:
+            raise NegotiationError(
+                "bad-track-map", f"mid {mid} sends {media.kind} but is not in the track map"
+            )
+    for mid in receive_slots:
+        if mid in published:
+            raise NegotiationError("bad-track-map", f"mid {mid} is a receive slot")

@@ -207,7 +207,7 @@ async def test_repair_traffic_is_bounded_under_heavy_loss(server, clip):
     before = server.stats()
     aiortc_hooks.inject_rtp_loss(viewer.pc, 0.4)
     await asyncio.sleep(3.0)
-    slots = server._rooms["room"][viewer.pid].slots.values()  # the viewer's ports
+    slots = server._rooms["room"].participants[viewer.pid].slots.values()  # the viewer's ports
     ports = [slot.port for slot in slots if getattr(slot, "port", None) is not None]
     sent = sum(slot.packets_out for slot in slots)
     resent = sum(port.resent for port in ports)
