@@ -10,7 +10,6 @@ from aiohttp import web
 
 from sfu import MediaServer
 from signaling import security
-from signaling.compose_jobs import ComposeQueue
 from signaling.config import Settings, ensure_data_dir, jwt_secret
 from signaling.errors import error_middleware
 from signaling.handlers import ROUTES
@@ -19,15 +18,18 @@ from signaling.keys import (
     HANDSHAKES,
     JOBS,
     LIVE,
+    MEETINGS,
     RECORDINGS,
     SETTINGS,
     THROTTLE,
     TOKENS,
 )
-from signaling.live import LiveMeetings
 from signaling.media_config import media_settings
-from signaling.ratelimit import PendingHandshakes
-from signaling.recording_control import RecordingControl
+from signaling.meetings import MeetingService
+from signaling.realtime.limits import PendingHandshakes
+from signaling.realtime.live import LiveMeetings
+from signaling.recordings.control import RecordingControl
+from signaling.recordings.jobs import ComposeQueue
 from signaling.throttle import SignInThrottle
 from signaling.tokens import TokenService
 from storage import meetings
@@ -74,20 +76,23 @@ def _database_context(given: Database | None):  # type: ignore[no-untyped-def]
 async def _media_context(app: web.Application) -> AsyncIterator[None]:
     """The SFU and the recording jobs live as long as the app; on the way out, recordings
     are stopped and stored, then every peer connection is closed."""
-    live = LiveMeetings(MediaServer(media_settings(app[SETTINGS])))
+    media = MediaServer(media_settings(app[SETTINGS]))
+    live = LiveMeetings(media)
     jobs = ComposeQueue(app[SETTINGS], app[DATABASE])
-    live.recordings = RecordingControl(app[DATABASE], live, jobs)
-    app[LIVE], app[JOBS], app[RECORDINGS] = live, jobs, live.recordings
+    recordings = RecordingControl(app[DATABASE], live, jobs)
+    meetings_ = MeetingService(app[DATABASE], live, recordings)
+    app[LIVE], app[JOBS], app[RECORDINGS], app[MEETINGS] = live, jobs, recordings, meetings_
     await jobs.start()
     yield
-    await live.close()
+    await meetings_.shutdown()
+    await media.close()
     await jobs.close()
 
 
 async def _send_everyone_away(app: web.Application) -> None:
     """Runs before aiohttp waits for the open WebSocket handlers to finish."""
-    if LIVE in app:
-        await app[LIVE].shutdown()
+    if MEETINGS in app:
+        await app[MEETINGS].shutdown()
 
 
 def _add_web_client(app: web.Application) -> None:

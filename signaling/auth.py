@@ -6,6 +6,7 @@ from aiohttp import web
 
 from signaling.errors import ApiError
 from signaling.keys import DATABASE, TOKENS
+from signaling.permissions import Action, require
 from signaling.tokens import TokenError
 from storage import users
 from storage.models import User
@@ -38,8 +39,8 @@ async def current_user(request: web.Request) -> User:
     return await user_for_token(request.app, bearer_token(request))
 
 
-async def current_admin(request: web.Request) -> User:
+async def current_user_who_may(request: web.Request, action: Action) -> User:
+    """The signed-in user, if the action needs no meeting role and they may take it."""
     user = await current_user(request)
-    if user.role != "admin":
-        raise ApiError(403, "admin-only", "only an administrator may do this")
+    require(user, None, action)
     return user

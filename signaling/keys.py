@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from signaling.compose_jobs import ComposeQueue
 from signaling.config import Settings
-from signaling.live import LiveMeetings
-from signaling.ratelimit import PendingHandshakes
-from signaling.recording_control import RecordingControl
+from signaling.meetings import MeetingService
+from signaling.realtime.limits import PendingHandshakes
+from signaling.realtime.live import LiveMeetings
+from signaling.recordings.control import RecordingControl
+from signaling.recordings.jobs import ComposeQueue
 from signaling.throttle import SignInThrottle
 from signaling.tokens import TokenService
 from storage.database import Database
@@ -22,3 +23,4 @@ HANDSHAKES = web.AppKey("pending_handshakes", PendingHandshakes)
 LIVE = web.AppKey("live", LiveMeetings)
 JOBS = web.AppKey("compose_jobs", ComposeQueue)
 RECORDINGS = web.AppKey("recordings", RecordingControl)
+MEETINGS = web.AppKey("meetings", MeetingService)

@@ -6,12 +6,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Meeting, Participation
+from storage.models import Meeting, ParticipantRole, Participation
 from storage.types import utcnow
 
 ROOM_ID_BYTES = 12  # 96 bits: unguessable, 16 URL-safe characters
@@ -219,6 +219,15 @@ async def set_media_state(
         .where(Participation.id == participation_id)
         .values(microphone_on=microphone, camera_on=camera, screen_on=screen)
     )
+
+
+async def role_of(
+    session: AsyncSession, meeting: Meeting, user_id: int
+) -> ParticipantRole | None:
+    """The user's role in the meeting: `host`, or the role of their open visit, or None."""
+    if meeting.host_id == user_id:
+        return "host"
+    return cast(ParticipantRole | None, await open_role(session, meeting.id, user_id))
 
 
 async def open_role(session: AsyncSession, meeting_id: int, user_id: int) -> str | None:

@@ -16,7 +16,7 @@ import pytest
 from client.participant import Participant
 from client.signaling import SignalingError
 from signaling.keys import LIVE
-from signaling.protocol import CloseCode
+from signaling.realtime.protocol import CloseCode
 from tests.sfu.media import Cast, Persona
 
 LOOPBACK = ("127.0.0.1",)

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 from client.signaling import SignalingClient, SignalingError
 from signaling.app import create_app
 from signaling.handlers import meetings as meetings_handlers
-from signaling.protocol import CloseCode
+from signaling.realtime.protocol import CloseCode
 from storage import meetings
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from client.signaling import SignalingClient, SignalingError
 from signaling.keys import LIVE
-from signaling.protocol import CHAT_MAX_CHARS, CloseCode
+from signaling.realtime.protocol import CHAT_MAX_CHARS, CloseCode
 from storage import meetings
 from tests.conftest import TEST_SECRET
 
@@ -357,7 +357,7 @@ async def test_hello_deadline_is_absolute_even_for_sockets_that_answer_pings(
 ):
     import aiohttp
 
-    from signaling import session as session_module
+    from signaling.realtime import session as session_module
 
     monkeypatch.setattr(session_module, "HELLO_TIMEOUT_SECONDS", 1.5)
     monkeypatch.setattr(session_module, "HEARTBEAT_SECONDS", 0.3)  # pings well before it
@@ -474,7 +474,7 @@ async def test_protocol_types_are_strict(api, make_user, clients):
 async def test_participant_left_says_why(api, make_user, clients, monkeypatch):
     import aiohttp
 
-    from signaling import session as session_module
+    from signaling.realtime import session as session_module
 
     monkeypatch.setattr(session_module, "HEARTBEAT_SECONDS", 1.0)
     host, leaver, dropper, silent_user = [await make_user() for _ in range(4)]

@@ -7,12 +7,13 @@ import asyncio
 from aiohttp import web
 
 from signaling.addresses import client_address
-from signaling.auth import current_admin, current_user
+from signaling.auth import current_user, current_user_who_may
 from signaling.errors import ApiError
 from signaling.handlers.bodies import json_model, parse_body, parse_query, path_id
 from signaling.handlers.table import ROUTES
 from signaling.keys import DATABASE, SETTINGS, THROTTLE, TOKENS
 from signaling.passwords import hash_password, verify_password
+from signaling.permissions import Action
 from signaling.schemas import (
     LoginRequest,
     LoginResponse,
@@ -164,7 +165,7 @@ async def me(request: web.Request) -> web.Response:
     errors=(409,),
 )
 async def create_user(request: web.Request) -> web.Response:
-    await current_admin(request)
+    await current_user_who_may(request, Action.MANAGE_USERS)
     body = await parse_body(request, UserCreate)
     user = await _create(request, body.email, body.display_name, body.password, body.role)
     return json_model(UserOut.model_validate(user), status=201)
@@ -179,7 +180,7 @@ async def create_user(request: web.Request) -> web.Response:
     response=UserPage,
 )
 async def list_users(request: web.Request) -> web.Response:
-    await current_admin(request)
+    await current_user_who_may(request, Action.MANAGE_USERS)
     page = parse_query(request, PageQuery)
     async with request.app[DATABASE].session() as session:
         rows, total = await users.list_users(session, limit=page.limit, offset=page.offset)
@@ -197,7 +198,7 @@ async def list_users(request: web.Request) -> web.Response:
     errors=(404, 409),
 )
 async def patch_user(request: web.Request) -> web.Response:
-    admin = await current_admin(request)
+    admin = await current_user_who_may(request, Action.MANAGE_USERS)
     user_id = path_id(request, "user_id", "user-not-found", "user")
     body = await parse_body(request, UserPatch)
     changes = body.model_dump()  # fields left out are MISSING, and not dumped

@@ -11,7 +11,8 @@ from signaling.auth import current_user
 from signaling.errors import ApiError
 from signaling.handlers.bodies import json_model, parse_body, parse_query, path_room_id
 from signaling.handlers.table import ROUTES
-from signaling.keys import DATABASE, LIVE, SETTINGS
+from signaling.keys import DATABASE, MEETINGS, SETTINGS
+from signaling.permissions import Action, host_role, require
 from signaling.schemas import (
     HostOut,
     JoinResponse,
@@ -74,11 +75,6 @@ def _check_start(start: datetime | None) -> None:
             "the request is not valid",
             [{"field": "scheduled_start", "message": "must not be in the past"}],
         )
-
-
-def _require_host_or_admin(meeting: Meeting, user: User) -> None:
-    if meeting.host_id != user.id and user.role != "admin":
-        raise ApiError(403, "not-host", "only the meeting's host or an administrator may do this")
 
 
 @ROUTES.route(
@@ -159,7 +155,7 @@ async def patch_meeting(request: web.Request) -> web.Response:
     changes = body.model_dump(exclude={"settings"}) | body.model_dump().get("settings", {})
     async with request.app[DATABASE].session() as session:
         meeting = await _load(session, path_room_id(request))
-        _require_host_or_admin(meeting, user)
+        require(user, host_role(meeting.host_id, user), Action.EDIT_MEETING)
         if meeting.status == "ended":
             raise ApiError(409, "meeting-ended", "an ended meeting cannot be changed")
         if changes.get("scheduled_start", meeting.scheduled_start) != meeting.scheduled_start:
@@ -179,12 +175,7 @@ async def patch_meeting(request: web.Request) -> web.Response:
 )
 async def delete_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
-    room_id = path_room_id(request)
-    async with request.app[DATABASE].session() as session:
-        meeting = await _load(session, room_id)
-        _require_host_or_admin(meeting, user)
-        await meetings.delete_meeting(session, meeting)
-    await request.app[LIVE].meeting_ended(room_id)
+    await request.app[MEETINGS].delete(path_room_id(request), user)
     return web.Response(status=204)
 
 
@@ -198,25 +189,16 @@ async def delete_meeting(request: web.Request) -> web.Response:
 )
 async def join_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
-    room_id = path_room_id(request)
-    async with request.app[DATABASE].session() as session:
-        await _load(session, room_id)
-        try:
-            joined = await meetings.join_meeting(
-                session, room_id, user.id, hold=timedelta(seconds=SEAT_HOLD_SECONDS)
-            )
-        except meetings.MeetingEnded:
-            raise ApiError(409, "meeting-ended", "this meeting has ended") from None
-        except meetings.MeetingFull:
-            raise ApiError(409, "meeting-full", "this meeting is full") from None
-        await session.refresh(joined.meeting, ["host"])
-        out = JoinResponse(
-            meeting=meeting_out(request, joined.meeting, user),
-            participation_id=joined.participation.id,
-            role=joined.participation.role,  # type: ignore[arg-type]
-            joined_at=joined.participation.joined_at,
-            held_until=joined.participation.held_until,
-        )
+    joined = await request.app[MEETINGS].admit(
+        path_room_id(request), user, hold=timedelta(seconds=SEAT_HOLD_SECONDS)
+    )
+    out = JoinResponse(
+        meeting=meeting_out(request, joined.meeting, user),
+        participation_id=joined.participation.id,
+        role=joined.participation.role,  # type: ignore[arg-type]
+        joined_at=joined.participation.joined_at,
+        held_until=joined.participation.held_until,
+    )
     return json_model(out)
 
 
@@ -230,14 +212,5 @@ async def join_meeting(request: web.Request) -> web.Response:
 )
 async def end_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
-    room_id = path_room_id(request)
-    async with request.app[DATABASE].session() as session:
-        meeting = await _load(session, room_id)
-        if meeting.host_id != user.id:
-            raise ApiError(403, "not-host", "only the meeting's host may end it")
-        if meeting.status == "ended":
-            raise ApiError(409, "meeting-ended", "this meeting has already ended")
-        await meetings.end_meeting(session, meeting)
-        out = meeting_out(request, meeting, user)
-    await request.app[LIVE].meeting_ended(room_id)
-    return json_model(out)
+    meeting = await request.app[MEETINGS].end(path_room_id(request), user)
+    return json_model(meeting_out(request, meeting, user))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from signaling.handlers.table import ROUTES
-from signaling.session import meeting_socket
+from signaling.realtime.session import meeting_socket
 
 
 @ROUTES.route(

@@ -17,7 +17,8 @@ from signaling.errors import ApiError
 from signaling.handlers.bodies import json_model, parse_id, parse_query, path_id, path_room_id
 from signaling.handlers.table import ROUTES
 from signaling.keys import DATABASE, JOBS, RECORDINGS, TOKENS
-from signaling.recording_control import RecordingRefused
+from signaling.permissions import Action, host_role, may, require
+from signaling.recordings import lifecycle
 from signaling.schemas import (
     HostOut,
     RecordingAccess,
@@ -61,10 +62,6 @@ def _fields(recording: Recording, started_by: User | None) -> dict[str, Any]:
     }
 
 
-def _may_see(user: User, recording: Recording) -> bool:
-    return user.role == "admin" or recording.meeting.host_id == user.id
-
-
 def _recording_id(request: web.Request) -> int:
     return path_id(request, "recording_id", "recording-not-found", "recording")
 
@@ -74,8 +71,7 @@ async def _load(request: web.Request, user: User) -> Recording:
         recording = await recordings.get_recording(db, _recording_id(request))
     if recording is None:
         raise ApiError(404, "recording-not-found", "no such recording")
-    if not _may_see(user, recording):
-        raise ApiError(403, "not-allowed", "only admins and the meeting's host see recordings")
+    require(user, host_role(recording.meeting.host_id, user), Action.SEE_RECORDINGS)
     return recording
 
 
@@ -98,10 +94,7 @@ async def _audit(request: web.Request, user: User, action: str, rid: int, detail
 )
 async def start_recording(request: web.Request) -> web.Response:
     user = await current_user(request)
-    try:
-        recording_id = await request.app[RECORDINGS].start(path_room_id(request), user)
-    except RecordingRefused as refused:
-        raise ApiError(refused.status, refused.code, refused.message) from None
+    recording_id = await request.app[RECORDINGS].start(path_room_id(request), user)
     return json_model(RecordingStarted(recording_id=recording_id), status=201)
 
 
@@ -115,10 +108,7 @@ async def start_recording(request: web.Request) -> web.Response:
 )
 async def stop_recording(request: web.Request) -> web.Response:
     user = await current_user(request)
-    try:
-        recording_id = await request.app[RECORDINGS].stop_by(path_room_id(request), user)
-    except RecordingRefused as refused:
-        raise ApiError(refused.status, refused.code, refused.message) from None
+    recording_id = await request.app[RECORDINGS].stop_by(path_room_id(request), user)
     return json_model(RecordingStarted(recording_id=recording_id))
 
 
@@ -139,7 +129,8 @@ async def list_recordings(request: web.Request) -> web.Response:
     async with request.app[DATABASE].session() as db:
         rows, total = await recordings.list_recordings(
             db,
-            host_id=None if user.role == "admin" else user.id,
+            # everyone's for those who may see any meeting's recordings, else their meetings'
+            host_id=None if may(user, None, Action.SEE_RECORDINGS) else user.id,
             room_id=query.room_id,
             started_from=query.started_from,
             started_to=query.started_to,
@@ -230,14 +221,11 @@ async def delete_recording(request: web.Request) -> web.Response:
 async def compose_recording(request: web.Request) -> web.Response:
     user = await current_user(request)
     recording = await _load(request, user)
-    if recording.state not in ("failed", "interrupted", "ready"):
-        raise ApiError(
-            409, "not-composable", f"a recording in state {recording.state} cannot be composed now"
-        )
     async with request.app[DATABASE].session() as db:
         row = await recordings.get_recording(db, recording.id)
-        assert row is not None
-        row.state, row.progress, row.failure_reason = "processing", 0.0, None
+        if row is None:
+            raise ApiError(404, "recording-not-found", "no such recording")
+        lifecycle.compose_again(row)
         out = recording_out(row, None)
     request.app[JOBS].enqueue(recording.id)
     return json_model(out, status=202)

@@ -7,11 +7,12 @@ import logging
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from signaling.auth import current_admin
+from signaling.auth import current_user_who_may
 from signaling.handlers.bodies import json_model
 from signaling.handlers.table import ROUTES
 from signaling.keys import DATABASE, LIVE
 from signaling.openapi import build_openapi
+from signaling.permissions import Action
 from signaling.schemas import HealthResponse, MediaStats
 from signaling.version import VERSION
 
@@ -46,7 +47,7 @@ async def health(request: web.Request) -> web.Response:
 )
 async def media_stats(request: web.Request) -> web.Response:
     """For operators and the capacity benchmark (server-side packet counts)."""
-    await current_admin(request)
+    await current_user_who_may(request, Action.SEE_MEDIA_STATS)
     return json_model(MediaStats.model_validate(request.app[LIVE].media.stats()))
 
 

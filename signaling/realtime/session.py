@@ -1,7 +1,9 @@
-"""One participant's signaling session: handshake, reading, dispatch, and clean leaving.
+"""One participant's signaling session: the socket, the handshake, reading, dispatch, leaving.
 
 Reading and handling are separate tasks: the reader keeps answering keep-alives and
 enforcing limits while a slow negotiation is handled, and handlers run strictly in order.
+Rules about meetings are not decided here but in `signaling.meetings` (admission, ending),
+`signaling.recordings.control` and `signaling.permissions`, the same code the REST API uses.
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict
-from typing import Any
 
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
@@ -19,37 +19,52 @@ from sfu import NegotiationError
 from signaling.addresses import client_address
 from signaling.auth import user_for_token
 from signaling.errors import ApiError, parse_json
-from signaling.events import chat_event
-from signaling.identifiers import is_room_id
-from signaling.keys import DATABASE, HANDSHAKES, LIVE, RECORDINGS, SETTINGS
-from signaling.live import LiveRoom, MediaFlags, Peer
+from signaling.keys import DATABASE, HANDSHAKES, LIVE, MEETINGS, RECORDINGS, SETTINGS
 from signaling.media_config import client_ice_servers
-from signaling.protocol import (
-    CHAT_HISTORY,
-    CHAT_MAX_CHARS,
+from storage import chat, meetings, users
+from storage.models import User
+
+from .events import (
+    Answer,
+    ChatMessageOut,
+    ChatPosted,
+    ErrorEvent,
+    Limits,
+    Media,
+    MediaStateChanged,
+    MeetingInfo,
+    MeetingSettingsInfo,
+    ParticipantJoined,
+    Pong,
+    ServerEvent,
+    Welcome,
+)
+from .limits import TokenBucket
+from .live import LiveRoom, Peer
+from .messages import (
     CLIENT_MESSAGE,
     CLIENT_TYPES,
-    HELLO_TIMEOUT_SECONDS,
-    MAX_MESSAGE_BYTES,
-    PROTOCOL_VERSION,
     Chat,
     ClientMessage,
-    CloseCode,
     EndMeeting,
-    ErrorCode,
     Hello,
     Leave,
-    LeaveReason,
     MediaState,
     Offer,
     Ping,
     StartRecording,
     StopRecording,
-    error_event,
 )
-from signaling.ratelimit import TokenBucket
-from signaling.recording_control import RecordingRefused
-from storage import chat, meetings, users
+from .protocol import (
+    CHAT_HISTORY,
+    CHAT_MAX_CHARS,
+    HELLO_TIMEOUT_SECONDS,
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    CloseCode,
+    ErrorCode,
+    LeaveReason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +74,13 @@ FLOOD_STRIKES = 100  # rate-limited messages before the connection is closed
 HEARTBEAT_SECONDS = 5.0  # a client missing a pong for half of this is disconnected
 
 
-class Refused(Exception):
-    """The handshake failed: send this error event, then close with this code."""
-
-    def __init__(self, close_code: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.close_code, self.code, self.message = close_code, code, message
-
-
 async def meeting_socket(request: web.Request) -> web.WebSocketResponse:
     """GET /api/meetings/{room_id}/ws — the signaling WebSocket (see docs/protocol.md).
 
     Before the upgrade: the page's `Origin` must be one of ours (403), and one address may
     hold only so many sockets that have not said hello yet (429). After it, `hello` must
-    arrive within HELLO_TIMEOUT_SECONDS of the upgrade, however many pings are answered.
+    arrive within HELLO_TIMEOUT_SECONDS of the upgrade, however many pings are answered. A
+    refused handshake gets an `error` event and close code 4000 + the refusal's HTTP status.
     """
     app = request.app
     origin = request.headers.get("Origin")
@@ -87,11 +95,12 @@ async def meeting_socket(request: web.Request) -> web.WebSocketResponse:
         )
         await ws.prepare(request)
         try:
-            session = await _handshake(request, ws, request.match_info["room_id"])
-        except Refused as refused:
+            session = await _join(app, ws, request.match_info["room_id"])
+        except ApiError as refused:
             log.info("signaling refused: %s (%s)", refused.code, refused.message)
-            await _send_quietly(ws, error_event(refused.code, refused.message))
-            await ws.close(code=refused.close_code, message=refused.code.encode())
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(ErrorEvent(code=refused.code, message=refused.message).dump())
+            await ws.close(code=4000 + refused.status, message=refused.code.encode())
             return ws
         except Exception:
             # never an HTTP 500 written into the upgraded stream: a close frame says it
@@ -104,72 +113,46 @@ async def meeting_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _send_quietly(ws: web.WebSocketResponse, event: dict[str, Any]) -> None:
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await ws.send_json(event)
-
-
-async def _first_message(ws: web.WebSocketResponse) -> Hello:
+async def _hello(ws: web.WebSocketResponse) -> Hello:
     """The `hello`, within an absolute deadline (each answered ping would re-arm a plain
-    receive timeout)."""
+    receive timeout). Refusals: 400 (close 4400), 401 without a token, 408 when late."""
     try:
         async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
             msg = await ws.receive()
     except TimeoutError:
-        raise Refused(
-            CloseCode.HANDSHAKE_TIMEOUT, ErrorCode.NOT_AUTHENTICATED, "send hello first"
-        ) from None
+        raise ApiError(408, ErrorCode.NOT_AUTHENTICATED, "send hello first") from None
     if msg.type != WSMsgType.TEXT:
-        raise Refused(CloseCode.PROTOCOL, ErrorCode.NOT_AUTHENTICATED, "send hello first")
+        raise ApiError(400, ErrorCode.NOT_AUTHENTICATED, "send hello first")
     try:
         data = parse_json(msg.data)
     except ValueError:
-        raise Refused(CloseCode.PROTOCOL, ErrorCode.MALFORMED_JSON, "not JSON") from None
+        raise ApiError(400, ErrorCode.MALFORMED_JSON, "not JSON") from None
     if not isinstance(data, dict) or data.get("type") != "hello":
-        raise Refused(
-            CloseCode.PROTOCOL, ErrorCode.NOT_AUTHENTICATED, "the first message must be hello"
-        )
+        raise ApiError(400, ErrorCode.NOT_AUTHENTICATED, "the first message must be hello")
     if data.get("version") != PROTOCOL_VERSION:
-        raise Refused(
-            CloseCode.PROTOCOL,
+        raise ApiError(
+            400,
             ErrorCode.UNSUPPORTED_VERSION,
             f"this server speaks protocol version {PROTOCOL_VERSION}",
         )
     if data.get("token") in (None, ""):
-        raise Refused(
-            CloseCode.UNAUTHORIZED, ErrorCode.MISSING_TOKEN, "hello needs the sign-in token"
-        )
+        raise ApiError(401, ErrorCode.MISSING_TOKEN, "hello needs the sign-in token")
     try:
         return Hello.model_validate(data)
     except ValidationError as exc:
-        raise Refused(
-            CloseCode.PROTOCOL, ErrorCode.INVALID_MESSAGE, _validation_message(exc)
-        ) from None
+        raise ApiError(400, ErrorCode.INVALID_MESSAGE, _validation_message(exc)) from None
 
 
-async def _handshake(request: web.Request, ws: web.WebSocketResponse, room_id: str) -> Session:
-    hello = await _first_message(ws)
-    app = request.app
-    try:
-        user = await user_for_token(app, hello.token)
-    except ApiError as exc:
-        close = CloseCode.FORBIDDEN if exc.status == 403 else CloseCode.UNAUTHORIZED
-        raise Refused(close, exc.code, exc.message) from None
-    if not is_room_id(room_id):
-        raise Refused(CloseCode.NOT_FOUND, "meeting-not-found", "no meeting has this id")
+async def _join(app: web.Application, ws: web.WebSocketResponse, room_id: str) -> Session:
+    """Authenticate, admit, take the person's place in the room (replacing an older
+    connection of theirs), and send `welcome` to them and `participant-joined` to the rest."""
+    hello = await _hello(ws)
+    user = await user_for_token(app, hello.token)
+    joined = await app[MEETINGS].admit(room_id, user)
+    meeting = joined.meeting
     async with app[DATABASE].session() as db:
-        meeting = await meetings.get_meeting(db, room_id)
-        if meeting is None:
-            raise Refused(CloseCode.NOT_FOUND, "meeting-not-found", "no meeting has this id")
-        try:
-            joined = await meetings.join_meeting(db, room_id, user.id)
-        except meetings.MeetingEnded:
-            raise Refused(CloseCode.CONFLICT, "meeting-ended", "this meeting has ended") from None
-        except meetings.MeetingFull:
-            raise Refused(CloseCode.CONFLICT, "meeting-full", "this meeting is full") from None
-        history = await chat.recent_messages(db, joined.meeting.id, CHAT_HISTORY)
-        meeting = joined.meeting
-        history_events = [chat_event(m) for m in history]
+        history = await chat.recent_messages(db, meeting.id, CHAT_HISTORY)
+        chat_history = [ChatMessageOut.of(m) for m in history]
     live = app[LIVE]
     room = live.room(room_id, meeting.id, meeting.host_id, meeting.enable_chat)
     previous = room.peer_of_user(user.id)
@@ -186,34 +169,29 @@ async def _handshake(request: web.Request, ws: web.WebSocketResponse, room_id: s
     )
     room.peers[peer.participant_id] = peer
     await live.media.join(room_id, peer.participant_id, peer)
-    others = [p.describe() for p in room.peers.values() if p is not peer]
     peer.send(
-        {
-            "type": "welcome",
-            "protocol_version": PROTOCOL_VERSION,
-            "participant_id": peer.participant_id,
-            "you": peer.describe(),
-            "meeting": {
-                "room_id": room_id,
-                "title": meeting.title,
-                "host_id": meeting.host_id,
-                "settings": {
-                    "max_participants": meeting.max_participants,
-                    "enable_chat": meeting.enable_chat,
-                    "enable_recording": meeting.enable_recording,
-                    "require_approval": meeting.require_approval,
-                },
-            },
-            "participants": others,
-            "chat": history_events,
-            "recording": app[RECORDINGS].state(room_id),
-            "ice_servers": client_ice_servers(app[SETTINGS]),
-            "limits": {"max_message_bytes": MAX_MESSAGE_BYTES, "chat_max_chars": CHAT_MAX_CHARS},
-        }
+        Welcome(
+            participant_id=peer.participant_id,
+            you=peer.describe(),
+            meeting=MeetingInfo(
+                room_id=room_id,
+                title=meeting.title,
+                host_id=meeting.host_id,
+                settings=MeetingSettingsInfo(
+                    max_participants=meeting.max_participants,
+                    enable_chat=meeting.enable_chat,
+                    enable_recording=meeting.enable_recording,
+                    require_approval=meeting.require_approval,
+                ),
+            ),
+            participants=[p.describe() for p in room.peers.values() if p is not peer],
+            chat=chat_history,
+            recording=app[RECORDINGS].state(room_id),
+            ice_servers=client_ice_servers(app[SETTINGS]),
+            limits=Limits(max_message_bytes=MAX_MESSAGE_BYTES, chat_max_chars=CHAT_MAX_CHARS),
+        )
     )
-    room.broadcast(
-        {"type": "participant-joined", "participant": peer.describe()}, skip=peer.participant_id
-    )
+    room.broadcast(ParticipantJoined(participant=peer.describe()), skip=peer.participant_id)
     log.info("participant %s (user %s) joined %s", peer.participant_id, user.id, room_id)
     return Session(app, room, peer)
 
@@ -288,14 +266,19 @@ class Session:
             except ValidationError as exc:
                 self._error(ErrorCode.INVALID_MESSAGE, _validation_message(exc), ref)
 
+    def _send(self, event: ServerEvent) -> None:
+        self.peer.send(event)
+
     def _error(self, code: str, message: str, ref: str | None = None) -> None:
-        self.peer.send(error_event(code, message, ref))
+        self._send(ErrorEvent(code=code, message=message, ref=ref))
 
     async def _handle(self) -> None:
         while True:
             message = await self.inbox.get()
             try:
                 await self._dispatch(message)
+            except ApiError as refused:  # the same refusals the REST API gives
+                self._error(refused.code, refused.message, message.id)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -315,13 +298,23 @@ class Session:
             case Chat():
                 await self._chat(message)
             case Ping():
-                self.peer.send({"type": "pong", "ref": message.id})
+                self._send(Pong(ref=message.id))
             case EndMeeting():
-                await self._end_meeting(message)
+                await self.app[MEETINGS].end(self.room.room_id, await self._user())
             case Leave():
                 self.peer.close(CloseCode.NORMAL, LeaveReason.LEFT)
-            case StartRecording() | StopRecording():
-                await self._recording(message)
+            case StartRecording():
+                await self.app[RECORDINGS].start(self.room.room_id, await self._user())
+            case StopRecording():
+                await self.app[RECORDINGS].stop_by(self.room.room_id, await self._user())
+
+    async def _user(self) -> User:
+        """The account as it is now (an admin may have changed it since the handshake)."""
+        async with self.app[DATABASE].session() as db:
+            user = await users.get_user(db, self.peer.user_id)
+        if user is None or not user.is_active:
+            raise ApiError(403, "account-disabled", "this account is disabled")
+        return user
 
     async def _offer(self, offer: Offer) -> None:
         media = self.app[LIVE].media
@@ -339,7 +332,7 @@ class Session:
             self._error(ErrorCode.MEDIA_FAILED, "the server could not apply the offer", offer.id)
             self.peer.close(CloseCode.MEDIA_FAILED, LeaveReason.MEDIA_FAILED)
             return
-        self.peer.send({"type": "answer", "sdp": sdp, "ref": offer.id})
+        self._send(Answer(sdp=sdp, ref=offer.id))
 
     async def _media_state(self, state: MediaState) -> None:
         if state.participant_id not in (None, self.peer.participant_id):
@@ -347,12 +340,12 @@ class Session:
                 ErrorCode.NOT_YOUR_PARTICIPANT, "you can only change your own media state", state.id
             )
             return
-        flags = MediaFlags(state.microphone, state.camera, state.screen)
-        self.peer.media = flags
+        media = Media(microphone=state.microphone, camera=state.camera, screen=state.screen)
+        self.peer.media = media
         async with self.app[DATABASE].session() as db:
-            await meetings.set_media_state(db, self.peer.participation_id, **asdict(flags))
+            await meetings.set_media_state(db, self.peer.participation_id, **media.model_dump())
         self.room.broadcast(
-            {"type": "media-state", "participant_id": self.peer.participant_id, **asdict(flags)}
+            MediaStateChanged(participant_id=self.peer.participant_id, **media.model_dump())
         )
 
     async def _chat(self, message: Chat) -> None:
@@ -371,31 +364,8 @@ class Session:
             stored = await chat.add_message(
                 db, meeting_id=self.room.meeting_id, author_id=self.peer.user_id, text=message.text
             )
-            event = chat_event(stored)
-        self.room.broadcast({"type": "chat", "message": event, "ref": message.id})
-
-    async def _end_meeting(self, message: EndMeeting) -> None:
-        if self.peer.user_id != self.room.host_id:
-            self._error(ErrorCode.NOT_HOST, "only the host can end the meeting", message.id)
-            return
-        async with self.app[DATABASE].session() as db:
-            meeting = await meetings.get_meeting(db, self.room.room_id)
-            if meeting is not None and meeting.status != "ended":
-                await meetings.end_meeting(db, meeting)
-        await self.app[LIVE].meeting_ended(self.room.room_id)
-
-    async def _recording(self, message: StartRecording | StopRecording) -> None:
-        control = self.app[RECORDINGS]
-        async with self.app[DATABASE].session() as db:
-            user = await users.get_user(db, self.peer.user_id)
-        assert user is not None
-        try:
-            if isinstance(message, StartRecording):
-                await control.start(self.room.room_id, user)
-            else:
-                await control.stop_by(self.room.room_id, user)
-        except RecordingRefused as refused:
-            self._error(refused.code, refused.message, message.id)
+            event = ChatPosted(message=ChatMessageOut.of(stored), ref=message.id)
+        self.room.broadcast(event)
 
     async def _leave(self) -> None:
         """Remove the participant everywhere: media, room, database; then close the socket."""
@@ -404,7 +374,7 @@ class Session:
         try:
             await live.media.leave(room.room_id, peer.participant_id)
         finally:
-            await live.release(room.room_id)
+            await self.app[MEETINGS].left(room.room_id)
             try:
                 async with self.app[DATABASE].session() as db:
                     await meetings.leave_meeting(db, peer.participation_id)

@@ -1,7 +1,9 @@
 """Who is connected to which meeting right now, and how events reach them.
 
 A `Peer` is one participant's WebSocket. Events are queued per peer and written by the
-peer's own writer task, so a slow or stuck client never delays the others.
+peer's own writer task, so a slow or stuck client never delays the others. This module
+knows rooms and sockets only: what happens to a meeting (ending it, recording it, the last
+person leaving) is decided in `signaling.meetings` and `signaling.recordings`.
 """
 
 from __future__ import annotations
@@ -10,31 +12,33 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
-from sfu import MediaServer, SlotAssignment
-from signaling.protocol import CloseCode, LeaveReason
+from rtp.types import SlotAssignment
+from sfu import MediaServer
 
-if TYPE_CHECKING:
-    from signaling.recording_control import RecordingControl
+from .events import (
+    Media,
+    MeetingEnded,
+    ParticipantInfo,
+    ParticipantLeft,
+    Renegotiate,
+    ServerEvent,
+    Slot,
+    Tracks,
+)
+from .protocol import CloseCode, LeaveReason
 
 log = logging.getLogger(__name__)
 SEND_QUEUE_LIMIT = 512
 
 
 @dataclass
-class MediaFlags:
-    microphone: bool = False
-    camera: bool = False
-    screen: bool = False
-
-
-@dataclass
 class Peer:
-    """One connected participant; also the SFU's event sink for that participant."""
+    """One connected participant; also the media server's event sink for that participant."""
 
     room_id: str
     user_id: int
@@ -43,7 +47,7 @@ class Peer:
     participation_id: int
     ws: web.WebSocketResponse
     participant_id: str = field(default_factory=lambda: "p-" + secrets.token_urlsafe(8))
-    media: MediaFlags = field(default_factory=MediaFlags)
+    media: Media = field(default_factory=Media)
     slots: list[SlotAssignment] = field(default_factory=list)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int = CloseCode.NORMAL
@@ -53,16 +57,19 @@ class Peer:
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SEND_QUEUE_LIMIT)
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.participant_id}")
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "participant_id": self.participant_id,
-            "user_id": self.user_id,
-            "display_name": self.display_name,
-            "role": self.role,
-            "media": asdict(self.media),
-        }
+    def describe(self) -> ParticipantInfo:
+        return ParticipantInfo(
+            participant_id=self.participant_id,
+            user_id=self.user_id,
+            display_name=self.display_name,
+            role=self.role,  # type: ignore[arg-type]
+            media=self.media,
+        )
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: ServerEvent) -> None:
+        self.send_dumped(event.dump())
+
+    def send_dumped(self, event: dict[str, Any]) -> None:
         """Queue an event; a client that cannot keep up is disconnected, not waited for."""
         if self.closing.is_set():
             return
@@ -103,18 +110,17 @@ class Peer:
         self, audio_slots: int, video_slots: int, audio_total: int, video_total: int
     ) -> None:
         self.send(
-            {
-                "type": "renegotiate",
-                "audio_slots": audio_slots,
-                "video_slots": video_slots,
-                "audio_total": audio_total,
-                "video_total": video_total,
-            }
+            Renegotiate(
+                audio_slots=audio_slots,
+                video_slots=video_slots,
+                audio_total=audio_total,
+                video_total=video_total,
+            )
         )
 
     async def slots_changed(self, slots: list[SlotAssignment]) -> None:
         self.slots = slots
-        self.send({"type": "tracks", "slots": [asdict(slot) for slot in slots]})
+        self.send(Tracks(slots=[Slot.of(slot) for slot in slots]))
 
     async def connection_lost(self, reason: str) -> None:
         log.info("participant %s lost its media connection: %s", self.participant_id, reason)
@@ -129,21 +135,18 @@ class LiveRoom:
     enable_chat: bool
     peers: dict[str, Peer] = field(default_factory=dict)
 
-    def broadcast(self, event: dict[str, Any], *, skip: str | None = None) -> None:
+    def broadcast(self, event: ServerEvent, *, skip: str | None = None) -> None:
+        dumped = event.dump()
         for peer in list(self.peers.values()):
             if peer.participant_id != skip:
-                peer.send(event)
+                peer.send_dumped(dumped)
 
     def detach(self, peer: Peer) -> None:
         """Take the peer out of the room and tell the others (once, however it left)."""
         if self.peers.get(peer.participant_id) is peer:
             del self.peers[peer.participant_id]
             self.broadcast(
-                {
-                    "type": "participant-left",
-                    "participant_id": peer.participant_id,
-                    "reason": peer.close_reason,
-                }
+                ParticipantLeft(participant_id=peer.participant_id, reason=peer.close_reason)
             )
 
     def peer_of_user(self, user_id: int) -> Peer | None:
@@ -156,7 +159,6 @@ class LiveMeetings:
     def __init__(self, media: MediaServer) -> None:
         self.media = media
         self.rooms: dict[str, LiveRoom] = {}
-        self.recordings: RecordingControl | None = None  # set by the app once both exist
 
     def room(self, room_id: str, meeting_id: int, host_id: int, enable_chat: bool) -> LiveRoom:
         room = self.rooms.get(room_id)
@@ -165,36 +167,24 @@ class LiveMeetings:
         room.enable_chat = enable_chat
         return room
 
-    async def release(self, room_id: str) -> None:
-        """Forget a room once the last person left (stopping its recording)."""
+    def forget_if_empty(self, room_id: str) -> None:
         room = self.rooms.get(room_id)
-        if room is None or room.peers:
-            return
-        if self.recordings is not None:
-            await self.recordings.stop(room_id, None, reason="everyone left")
-        if not room.peers:
-            self.rooms.pop(room_id, None)
+        if room is not None and not room.peers:
+            del self.rooms[room_id]
 
-    async def meeting_ended(self, room_id: str) -> None:
-        """Tell everyone, then disconnect them; their sessions close their media."""
+    def end(self, room_id: str, reason: str) -> None:
+        """Tell everyone the meeting ended, then disconnect them (their sessions close
+        their media)."""
         room = self.rooms.get(room_id)
         if room is None:
             return
-        if self.recordings is not None:
-            await self.recordings.stop(room_id, None, reason="meeting ended")
-        room.broadcast({"type": "meeting-ended", "reason": "the host ended the meeting"})
+        room.broadcast(MeetingEnded(reason=reason))
         for peer in list(room.peers.values()):
             peer.close(CloseCode.MEETING_ENDED, LeaveReason.MEETING_ENDED)
 
-    async def shutdown(self) -> None:
-        """The server is stopping: store the recordings, then ask everyone to go (1001, so
-        clients reconnect, to this server once it is back or to another one)."""
-        if self.recordings is not None:
-            await self.recordings.stop_all("server shutting down")
+    def send_everyone_away(self) -> None:
+        """The server is stopping: close every socket with 1001, so clients reconnect (to
+        this server once it is back, or to another one)."""
         for room in list(self.rooms.values()):
             for peer in list(room.peers.values()):
                 peer.close(CloseCode.GOING_AWAY, LeaveReason.SERVER_SHUTDOWN)
-
-    async def close(self) -> None:
-        await self.shutdown()
-        await self.media.close()

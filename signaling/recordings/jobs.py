@@ -11,14 +11,16 @@ import json
 import logging
 import shutil
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 from compose.probe import probe_track_file
 from signaling.config import Settings
+from signaling.recordings import lifecycle
 from storage import audit, recordings
 from storage.database import Database
-from storage.models import Recording
+from storage.models import Recording, RecordingTrack
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,9 @@ class ComposeQueue:
     def directory(self, recording: Recording) -> Path:
         return self.settings.data_dir.resolve() / recording.directory
 
+    def path(self, recording: Recording, track: RecordingTrack) -> Path:
+        return self.directory(recording) / track.file
+
     async def start(self) -> None:
         await self.recover()
         self._tasks.append(asyncio.create_task(self._work(), name="compose-worker"))
@@ -69,18 +74,14 @@ class ComposeQueue:
         their files hold; 'processing' ones go back in the queue."""
         async with self.database.session() as db:
             for recording in await recordings.recordings_in_state(db, "recording"):
-                total_size, longest = 0, 0.0
-                for track in recording.tracks:
-                    path = self.directory(recording) / track.file
-                    duration, size = await asyncio.to_thread(probe_track_file, path)
-                    track.duration_seconds, track.size_bytes = duration, size
-                    total_size += size
-                    longest = max(longest, track.start_offset + duration)
-                recording.state = "interrupted"
-                recording.failure_reason = "the server stopped while recording"
-                recording.duration_seconds = round(longest, 3)
-                recording.size_bytes = total_size
-                log.warning("recording %s was interrupted; %.1f s saved", recording.id, longest)
+                files = [
+                    (track, *await asyncio.to_thread(probe_track_file, self.path(recording, track)))
+                    for track in recording.tracks
+                ]
+                saved = lifecycle.interrupted(
+                    recording, files, "the server stopped while recording"
+                )
+                log.warning("recording %s was interrupted; %.1f s saved", recording.id, saved)
             pending = [r.id for r in await recordings.recordings_in_state(db, "processing")]
         for recording_id in pending:
             self.enqueue(recording_id)
@@ -105,7 +106,7 @@ class ComposeQueue:
             directory = self.directory(recording)
             manifest = [
                 {
-                    "path": str(directory / t.file),
+                    "path": str(self.path(recording, t)),
                     "kind": t.kind,
                     "source": t.source,
                     "participant_id": t.participant_id,
@@ -141,7 +142,7 @@ class ComposeQueue:
                 continue
             if "progress" in message and loop.time() - last_saved >= PROGRESS_EVERY_SECONDS:
                 last_saved = loop.time()
-                await self._set(recording_id, progress=float(message["progress"]))
+                await self._change(recording_id, lifecycle.progress, float(message["progress"]))
         code = await process.wait()
         stderr = (await stderr_task).decode(errors="replace").strip()
         self._process = None
@@ -150,26 +151,20 @@ class ComposeQueue:
             await self._fail(recording_id, reason)
             return
         size = output.stat().st_size
-        await self._set(
-            recording_id,
-            state="ready",
-            progress=1.0,
-            failure_reason=None,
-            composed_file=COMPOSED_NAME,
-            composed_size_bytes=size,
-        )
+        await self._change(recording_id, lambda r: lifecycle.composed(r, COMPOSED_NAME, size))
         log.info("recording %s composed (%d bytes)", recording_id, size)
 
     async def _fail(self, recording_id: int, reason: str) -> None:
         log.error("recording %s: composition failed: %s", recording_id, reason)
-        await self._set(recording_id, state="failed", failure_reason=reason[:2000])
+        await self._change(recording_id, lifecycle.composition_failed, reason)
 
-    async def _set(self, recording_id: int, **fields: object) -> None:
+    async def _change(self, recording_id: int, change: Callable[..., None], *args: object) -> None:
+        """Apply a lifecycle change to the recording, if it still exists (it may have been
+        deleted while it was composed)."""
         async with self.database.session() as db:
             recording = await recordings.get_recording(db, recording_id)
             if recording is not None:
-                for name, value in fields.items():
-                    setattr(recording, name, value)
+                change(recording, *args)
 
     async def delete(self, recording: Recording) -> None:
         """Remove the files; the caller deletes the rows in its own transaction."""

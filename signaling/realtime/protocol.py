@@ -1,14 +1,11 @@
-"""The WebSocket signaling protocol, version 1: message models and error codes.
+"""The WebSocket signaling protocol, version 1: its limits and its codes.
 
-`docs/protocol.md` is the written contract; these models are its executable form. Client
-messages are validated strictly (unknown fields and unknown types are errors).
+`docs/protocol.md` is the written contract. Its executable form is this module (limits, error
+codes, leave reasons, close codes), `signaling.realtime.messages` (what a client may send,
+validated strictly) and `signaling.realtime.events` (what the server sends).
 """
 
 from __future__ import annotations
-
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 512 * 1024  # an SDP with many receive slots runs to a few hundred KiB
@@ -16,79 +13,6 @@ MAX_SDP_CHARS = 400_000
 CHAT_MAX_CHARS = 2000
 CHAT_HISTORY = 50
 HELLO_TIMEOUT_SECONDS = 10.0
-
-Source = Literal["microphone", "camera", "screen"]
-Mid = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")]
-RequestId = Annotated[str, StringConstraints(max_length=64)]
-
-
-class ClientMessage(BaseModel):
-    # strict: "yes" or 1 is not a boolean, "1" is not a version (docs/protocol.md, section 3)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-    id: RequestId | None = None  # echoed as `ref` in the reply or error
-
-
-class Hello(ClientMessage):
-    type: Literal["hello"]
-    version: int
-    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-
-
-class Offer(ClientMessage):
-    type: Literal["offer"]
-    sdp: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
-    tracks: dict[Mid, Source] = Field(default_factory=dict, max_length=8)
-
-
-class MediaState(ClientMessage):
-    type: Literal["media-state"]
-    participant_id: str | None = None  # optional; must be the sender's own when given
-    microphone: bool
-    camera: bool
-    screen: bool
-
-
-class Chat(ClientMessage):
-    type: Literal["chat"]
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class Ping(ClientMessage):
-    type: Literal["ping"]
-
-
-class EndMeeting(ClientMessage):
-    type: Literal["end-meeting"]
-
-
-class Leave(ClientMessage):
-    type: Literal["leave"]
-
-
-class StartRecording(ClientMessage):
-    type: Literal["start-recording"]
-
-
-class StopRecording(ClientMessage):
-    type: Literal["stop-recording"]
-
-
-AnyClientMessage = Annotated[
-    Hello | Offer | MediaState | Chat | Ping | EndMeeting | Leave | StartRecording | StopRecording,
-    Field(discriminator="type"),
-]
-CLIENT_MESSAGE = TypeAdapter(AnyClientMessage)
-CLIENT_TYPES = (
-    "hello",
-    "offer",
-    "media-state",
-    "chat",
-    "ping",
-    "end-meeting",
-    "leave",
-    "start-recording",
-    "stop-recording",
-)
 
 
 class ErrorCode:
@@ -146,10 +70,3 @@ class CloseCode:
     FLOOD = 4429  # too many messages
     MEDIA_FAILED = 4502  # the media connection (ICE/DTLS) failed
     SERVER_ERROR = 1011
-
-
-def error_event(code: str, message: str, ref: str | None = None) -> dict[str, Any]:
-    event: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if ref is not None:
-        event["ref"] = ref
-    return event

@@ -1,0 +1,88 @@
+"""What a client may send: the protocol's client messages as strict pydantic models.
+
+Unknown fields and unknown types are errors, and types are strict ("yes" or 1 is not a
+boolean). `docs/protocol.md`, section 3, is the prose form.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+from rtp.types import Source
+
+from .protocol import MAX_SDP_CHARS
+
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL cannot store NUL; nothing legitimate sends one
+Mid = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")]
+RequestId = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)]
+
+
+class ClientMessage(BaseModel):
+    # strict: "yes" or 1 is not a boolean, "1" is not a version (docs/protocol.md, section 3)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    id: RequestId | None = None  # echoed as `ref` in the reply or error
+
+
+class Hello(ClientMessage):
+    type: Literal["hello"]
+    version: int
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=NO_NUL)]
+
+
+class Offer(ClientMessage):
+    type: Literal["offer"]
+    sdp: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SDP_CHARS)]
+    tracks: dict[Mid, Source] = Field(default_factory=dict, max_length=8)
+
+
+class MediaState(ClientMessage):
+    type: Literal["media-state"]
+    participant_id: Annotated[str, StringConstraints(max_length=64)] | None = None  # own only
+    microphone: bool
+    camera: bool
+    screen: bool
+
+
+class Chat(ClientMessage):
+    type: Literal["chat"]
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=NO_NUL)]
+
+
+class Ping(ClientMessage):
+    type: Literal["ping"]
+
+
+class EndMeeting(ClientMessage):
+    type: Literal["end-meeting"]
+
+
+class Leave(ClientMessage):
+    type: Literal["leave"]
+
+
+class StartRecording(ClientMessage):
+    type: Literal["start-recording"]
+
+
+class StopRecording(ClientMessage):
+    type: Literal["stop-recording"]
+
+
+AnyClientMessage = Annotated[
+    Hello | Offer | MediaState | Chat | Ping | EndMeeting | Leave | StartRecording | StopRecording,
+    Field(discriminator="type"),
+]
+CLIENT_MESSAGE = TypeAdapter(AnyClientMessage)
+CLIENT_TYPES = (
+    "hello",
+    "offer",
+    "media-state",
+    "chat",
+    "ping",
+    "end-meeting",
+    "leave",
+    "start-recording",
+    "stop-recording",
+)
