@@ -17,18 +17,10 @@ from client.participant import Participant
 from client.signaling import SignalingError
 from signaling.keys import LIVE
 from signaling.realtime.protocol import CloseCode
+from tests.helpers import eventually
 from tests.sfu.media import Cast, Persona
 
 LOOPBACK = ("127.0.0.1",)
-
-
-async def until(predicate, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -99,7 +91,7 @@ async def test_three_people_see_and_hear_each_other(api, meeting, people, make_u
     b = await people(await make_user(), room)
     c = await people(await make_user(), room)
     everyone = [a, b, c]
-    await until(
+    await eventually(
         lambda: all(receives_all(p, [o for o in everyone if o is not p]) for p in everyone),
         20,
         "every participant to receive the other two",
@@ -125,7 +117,7 @@ async def test_screen_share_starts_and_stops(api, meeting, people, make_user, ca
     host, room = meeting
     a = await people(host, room)
     b = await people(await make_user(), room)
-    await until(lambda: receives_all(a, [b]), 15, "a to receive b")
+    await eventually(lambda: receives_all(a, [b]), 15, "a to receive b")
     people.check_receives(a, [b])
     sharer = people.persona(b)
     started = time.monotonic()
@@ -139,26 +131,26 @@ async def test_screen_share_starts_and_stops(api, meeting, people, make_user, ca
             and cast.carries(probe, sharer, "screen", since=started)
         )
 
-    await until(screen_flows, 10, "b's screen (800x600, the screen clip) at a")
+    await eventually(screen_flows, 10, "b's screen (800x600, the screen clip) at a")
     state = await a.signaling.wait_for("media-state", lambda e: e["screen"])
     assert state["participant_id"] == b.participant_id
     # while b shares, b's camera keeps coming on its own slot, and it is still the camera
     camera = a.peer.probe_for(b.participant_id, "camera")
     sharing = time.monotonic()
-    await until(lambda: camera.frames_since(sharing) >= 15, 5, "b's camera while sharing")
+    await eventually(lambda: camera.frames_since(sharing) >= 15, 5, "b's camera while sharing")
     cast.check(camera, sharer, "camera", since=sharing, where="b's camera while sharing")
     cast.check(
         a.peer.probe_for(b.participant_id, "screen"), sharer, "screen", since=started, where="a"
     )
     await b.stop_screen()
     stopped = time.monotonic()
-    await until(
+    await eventually(
         lambda: (b.participant_id, "screen") not in a.peer.receiving_from(),
         10,
         "screen slot to go idle",
     )
     assert (b.participant_id, "camera") in a.peer.receiving_from()
-    await until(lambda: camera.frames_since(stopped) >= 15, 5, "b's camera after the share")
+    await eventually(lambda: camera.frames_since(stopped) >= 15, 5, "b's camera after the share")
     cast.check(camera, sharer, "camera", since=stopped, where="b's camera after sharing")
 
 
@@ -167,7 +159,7 @@ async def test_bad_offers_get_errors_and_spare_the_others(api, meeting, people, 
     host, room = meeting
     a = await people(host, room)
     b = await people(await make_user(), room)
-    await until(lambda: receives_all(a, [b]), 15, "a to receive b")
+    await eventually(lambda: receives_all(a, [b]), 15, "a to receive b")
     people.check_receives(a, [b])
     with pytest.raises(SignalingError) as garbage:
         await b.signaling.request(
@@ -198,10 +190,10 @@ async def test_leaving_and_vanishing_stop_their_tracks(api, meeting, people, mak
     a = await people(host, room)
     b = await people(await make_user(), room)
     c = await people(await make_user(), room)
-    await until(lambda: receives_all(a, [b, c]), 20, "a to receive b and c")
+    await eventually(lambda: receives_all(a, [b, c]), 20, "a to receive b and c")
     people.check_receives(a, [b, c])
     await b.leave()
-    await until(
+    await eventually(
         lambda: all(pid != b.participant_id for pid, _ in a.peer.receiving_from()),
         5,
         "b's slots to go idle",
@@ -209,8 +201,8 @@ async def test_leaving_and_vanishing_stop_their_tracks(api, meeting, people, mak
     # c vanishes: its WebSocket and peer connection just close, no leave message
     await c.peer.pc.close()
     await c.signaling.close()
-    await until(lambda: not a.peer.receiving_from(), 8, "c's slots to go idle")
-    await until(lambda: api.app[LIVE].media.stats()["peer_connections"] == 1, 8, "server PCs")
+    await eventually(lambda: not a.peer.receiving_from(), 8, "c's slots to go idle")
+    await eventually(lambda: api.app[LIVE].media.stats()["peer_connections"] == 1, 8, "server PCs")
     left = {e["participant_id"] for e in a.signaling.events if e["type"] == "participant-left"}
     assert left == {b.participant_id, c.participant_id}
 
@@ -220,9 +212,9 @@ async def test_meeting_end_closes_every_peer_connection(api, meeting, people, ma
     host, room = meeting
     a = await people(host, room)
     b = await people(await make_user(), room)
-    await until(lambda: receives_all(b, [a]), 15, "b to receive a")
+    await eventually(lambda: receives_all(b, [a]), 15, "b to receive a")
     people.check_receives(b, [a])
     await a.signaling.send({"type": "end-meeting"})
     assert await b.signaling.wait_closed() == CloseCode.MEETING_ENDED
-    await until(lambda: api.app[LIVE].media.stats()["peer_connections"] == 0, 8, "PCs closed")
+    await eventually(lambda: api.app[LIVE].media.stats()["peer_connections"] == 0, 8, "PCs closed")
     assert api.app[LIVE].rooms == {}

@@ -14,17 +14,9 @@ from client.signaling import SignalingClient, SignalingError
 from signaling.keys import JOBS, LIVE
 from storage import audit, recordings
 from storage.types import utcnow
+from tests.helpers import eventually
 
 LOOPBACK = ("127.0.0.1",)
-
-
-async def until(predicate, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate() if asyncio.iscoroutinefunction(predicate) else not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def new_meeting(api, host, **settings) -> str:
@@ -69,7 +61,7 @@ async def test_record_three_people_and_compose(api, make_user, people, database,
     room = await new_meeting(api, host)
     a = await people(host, room)
     b = await people(b_user, room)
-    await until(
+    await eventually(
         lambda: (a.peer.probe_for(b.participant_id, "camera") or _Z).frames > 10,
         15,
         "media to flow",
@@ -94,7 +86,7 @@ async def test_record_three_people_and_compose(api, make_user, people, database,
             row = await recordings.get_recording(db, recording_id)
             return row is not None and row.state in ("ready", "failed")
 
-    await until(composed, 90, "the composition")
+    await eventually(composed, 90, "the composition")
     status, detail = await api.call("GET", f"/api/recordings/{recording_id}", user=host)
     assert status == 200 and detail["state"] == "ready", detail
     assert 9.5 < detail["duration_seconds"] < 12

@@ -8,9 +8,9 @@ import threading
 import aiortc.rtcrtpreceiver
 
 from sfu import MediaServer, MediaSettings
+from tests.helpers import eventually
 
 from .client import LOOPBACK, person
-from .conftest import wait_for
 from .media import Cast
 
 
@@ -36,7 +36,7 @@ async def test_three_participants_receive_each_other(server, cast, monkeypatch):
                         return False
         return True
 
-    await wait_for(
+    await eventually(
         all_receive, 15, "everyone to receive everyone", lambda: [c.describe() for c in clients]
     )
     # Forwarded byte-identical and to the right place: every frame received on the slot of
@@ -68,7 +68,7 @@ async def test_h264_forwarding(pytestconfig):
     try:
         await a.join()
         await b.join()
-        await wait_for(
+        await eventually(
             lambda: all(
                 cast.carries(c.probe_for(o.pid, "camera"), p, "camera") for c, o, p in pairs
             ),

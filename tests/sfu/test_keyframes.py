@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from rtp import aiortc_hooks
+from tests.helpers import eventually
 
 from .client import ClientPeer
-from .conftest import wait_for
 
 
 async def test_late_subscriber_starts_at_keyframe_and_pli_is_forwarded(server, clip):
@@ -36,7 +36,7 @@ async def test_late_subscriber_starts_at_keyframe_and_pli_is_forwarded(server, c
     )
     try:
         await viewer.join()
-        await wait_for(
+        await eventually(
             lambda: (viewer.probe_for("pub", "camera") or _Nothing).frames >= 5,
             10,
             "the viewer to receive the camera",

@@ -7,8 +7,9 @@ import logging
 import threading
 import time
 
+from tests.helpers import eventually
+
 from .client import ClientPeer, person
-from .conftest import wait_for
 from .media import Cast
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ async def _mesh(server, cast: Cast, n: int, room: str = "room") -> list[ClientPe
     clients = [person(server, cast[i], room=room) for i in range(n)]
     for c in clients:
         await c.join()
-    await wait_for(
+    await eventually(
         lambda: all(_receives(c, [o for o in clients if o is not c]) for c in clients),
         15,
         "mesh to flow",
@@ -61,7 +62,7 @@ async def test_late_joiner_and_screen_share(server, cast):
             cast.carries(late.probe_for(o.pid, "camera"), o.persona, "camera") for o in clients
         )
 
-    await wait_for(
+    await eventually(
         late_decodes,
         2.0,
         "late joiner to decode every camera",
@@ -73,7 +74,7 @@ async def test_late_joiner_and_screen_share(server, cast):
     logger.info("late joiner decoded every camera after %.2fs", elapsed)
     assert elapsed < 2.0, f"late joiner decoded video after {elapsed:.2f}s"
     everyone = [*clients, late]
-    await wait_for(lambda: all(_receives(c, [late]) for c in clients), 5, "late seen and heard")
+    await eventually(lambda: all(_receives(c, [late]) for c in clients), 5, "late seen and heard")
     check_mesh(cast, everyone)
 
     sharer = clients[0]
@@ -91,7 +92,7 @@ async def test_late_joiner_and_screen_share(server, cast):
                 return False
         return True
 
-    await wait_for(
+    await eventually(
         screen_flows,
         10,
         "screen share at every viewer",
@@ -123,7 +124,7 @@ async def test_late_joiner_and_screen_share(server, cast):
 
     await sharer.stop_screen()
     stopped = time.monotonic()
-    await wait_for(
+    await eventually(
         lambda: all((sharer.pid, "screen") not in v.receiving_from() for v in viewers),
         5,
         "slots_changed without the screen share",
@@ -133,7 +134,7 @@ async def test_late_joiner_and_screen_share(server, cast):
     await asyncio.sleep(0.5)
     assert [p.frames for p in screen_probes] == counts, "screen frames after stop"
     # ... and the camera is still there afterwards
-    await wait_for(
+    await eventually(
         lambda: all(
             (camera := v.probe_for(sharer.pid, "camera")) is not None
             and camera.frames_since(stopped) >= 10
@@ -159,9 +160,9 @@ async def test_leave_and_connection_loss_leave_nothing_behind(server, cast):
 
     await leaver.close(leave=True)
     await killed.close(leave=False)  # the browser vanished: no leave() call
-    await wait_for(lambda: server.stats()["participants"] == 1, 10, "server to drop both")
+    await eventually(lambda: server.stats()["participants"] == 1, 10, "server to drop both")
     assert killed.lost, "connection_lost was not reported"
-    await wait_for(lambda: stayer.receiving_from() == set(), 5, "stayer's slots to go idle")
+    await eventually(lambda: stayer.receiving_from() == set(), 5, "stayer's slots to go idle")
     frames = {mid: p.frames for mid, p in stayer.probes.items()}
     await asyncio.sleep(0.5)
     assert {mid: p.frames for mid, p in stayer.probes.items()} == frames
@@ -169,16 +170,16 @@ async def test_leave_and_connection_loss_leave_nothing_behind(server, cast):
     assert stats["peer_connections"] == 1 and stats["forwarded_streams"] == 0
 
     await stayer.close(leave=True)
-    await wait_for(lambda: server.stats()["participants"] == 0, 5, "empty server")
+    await eventually(lambda: server.stats()["participants"] == 0, 5, "empty server")
     stats = server.stats()
     assert stats["rooms"] == 0 and stats["peer_connections"] == 0
-    await wait_for(
+    await eventually(
         lambda: threading.active_count() <= threads_before,
         5,
         "threads to end",
         lambda: [t.name for t in threading.enumerate()],
     )
-    await wait_for(
+    await eventually(
         lambda: len(asyncio.all_tasks()) <= tasks_before,
         5,
         "tasks to end",

@@ -12,9 +12,9 @@ from compose.probe import probe_track_file
 from rtp.codecs import h264_dimensions
 from rtp.synthetic import load_clip
 from sfu import MediaServer, MediaSettings, RecordedTrack
+from tests.helpers import eventually
 
 from .client import LOOPBACK, ClientPeer
-from .conftest import wait_for
 
 
 class Manifest:
@@ -47,7 +47,7 @@ async def test_records_every_track_with_offsets(server, clip, tmp_path):
     a, b = ClientPeer(server, "room", "a", clip), ClientPeer(server, "room", "b", clip)
     await a.join()
     await b.join()
-    await wait_for(lambda: (a.probe_for("b", "camera") or _Z).frames > 5, 10, "media flowing")
+    await eventually(lambda: (a.probe_for("b", "camera") or _Z).frames > 5, 10, "media flowing")
     manifest = Manifest()
     server.start_recording("room", tmp_path / "rec", manifest)
     await asyncio.sleep(2.0)
@@ -97,7 +97,7 @@ async def test_write_error_stops_cleanly_and_keeps_other_rooms(server, clip, tmp
     manifest = Manifest()
     server.start_recording("room", rec, manifest)
     try:
-        await wait_for(lambda: bool(manifest.failures), 10, "the write error to be reported")
+        await eventually(lambda: bool(manifest.failures), 10, "the write error to be reported")
         summary = await server.stop_recording("room")
         assert summary is not None and summary.error
         before = a.probe_for("b", "camera").frames
@@ -119,7 +119,7 @@ async def test_h264_deployment_records_matroska(pytestconfig, tmp_path):
     try:
         await a.join()
         await b.join()
-        await wait_for(lambda: (a.probe_for("b", "camera") or _Z).frames > 5, 10, "media flowing")
+        await eventually(lambda: (a.probe_for("b", "camera") or _Z).frames > 5, 10, "media flowing")
         manifest = Manifest()
         server.start_recording("room", tmp_path / "rec", manifest)
         await asyncio.sleep(2.5)

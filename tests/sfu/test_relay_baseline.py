@@ -6,9 +6,9 @@ import hashlib
 
 from rtp import aiortc_hooks
 from sfu import MediaServer, MediaSettings
+from tests.helpers import eventually
 
 from .client import LOOPBACK, ClientPeer
-from .conftest import wait_for
 
 
 async def test_relay_baseline_decodes_and_re_encodes(clip, monkeypatch):
@@ -28,7 +28,7 @@ async def test_relay_baseline_decodes_and_re_encodes(clip, monkeypatch):
                         return False
             return True
 
-        await wait_for(
+        await eventually(
             receiving, 20, "relayed media both ways", lambda: [a.describe(), b.describe()]
         )
         sample = a.probe_for("b", "camera").decode_sample()

@@ -4,8 +4,9 @@ exactly the receive slots it needs."""
 
 from __future__ import annotations
 
+from tests.helpers import eventually
+
 from .client import ClientPeer
-from .conftest import wait_for
 
 
 class Deferring(ClientPeer):
@@ -49,7 +50,9 @@ async def test_crossing_offers_do_not_make_the_server_ask_twice(server, clip):
     await viewer.join()
     first = ClientPeer(server, "room", "first", clip, initial_audio_slots=0, initial_video_slots=0)
     await first.join()
-    await wait_for(lambda: viewer.asked == [(1, 1, 1, 1)], 5, "the first request", viewer.describe)
+    await eventually(
+        lambda: viewer.asked == [(1, 1, 1, 1)], 5, "the first request", viewer.describe
+    )
 
     # the viewer offers for its own reasons (a screen share) before handling the request
     await viewer.start_screen()
@@ -57,7 +60,7 @@ async def test_crossing_offers_do_not_make_the_server_ask_twice(server, clip):
         server, "room", "second", clip, initial_audio_slots=0, initial_video_slots=0
     )
     await second.join()
-    await wait_for(
+    await eventually(
         lambda: any(total == (2, 2) for *_, a, v in viewer.asked for total in [(a, v)]),
         5,
         "the request for the second publisher",
@@ -68,7 +71,7 @@ async def test_crossing_offers_do_not_make_the_server_ask_twice(server, clip):
     viewer.follow()
     await viewer.offer()
     assert receive_slots(viewer) == {"audio": 2, "video": 2}
-    await wait_for(
+    await eventually(
         lambda: (
             viewer.receiving_from()
             == {

@@ -12,9 +12,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver
 from rtp import aiortc_hooks, repair
 from rtp.aiortc_hooks import AiortcCompatibilityError
 from sfu import NegotiationError
+from tests.helpers import eventually
 
 from .client import LOOPBACK, ClientPeer, person
-from .conftest import wait_for
 from .test_lifecycle import _mesh
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ async def test_five_percent_loss_keeps_frame_rate(server, clip):
         probes = [viewer.probe_for(p.pid, "camera") for p in publishers]
         return all(p is not None and p.keyframes > 0 and p.frames > 10 for p in probes)
 
-    await wait_for(flowing, 10, "viewer to receive both cameras", viewer.describe)
+    await eventually(flowing, 10, "viewer to receive both cameras", viewer.describe)
     dropped = aiortc_hooks.inject_rtp_loss(viewer.pc, 0.05)
     await asyncio.sleep(0.5)
     probes = [viewer.probe_for(p.pid, "camera") for p in publishers]
@@ -80,7 +80,7 @@ async def test_join_leave_cycles_reuse_slots(server, cast):
                 for source in ("microphone", "camera")
             )
 
-        await wait_for(on_air, 5, f"stayer to hear and see guest{i}", stayer.describe)
+        await eventually(on_air, 5, f"stayer to hear and see guest{i}", stayer.describe)
         audio = stayer.probe_for(guest.pid, "microphone")
         video = stayer.probe_for(guest.pid, "camera")
         assert audio is not None and video is not None
@@ -97,7 +97,7 @@ async def test_join_leave_cycles_reuse_slots(server, cast):
             cast.check(probe, guest.persona, source, since=joined, where=f"stayer, guest{i}")
         assert video.incomplete <= i, "more frames cut short than publisher switches"
         await guest.close()
-        await wait_for(lambda: stayer.receiving_from() == set(), 5, "slots to free")
+        await eventually(lambda: stayer.receiving_from() == set(), 5, "slots to free")
     mlines = stayer.pc.localDescription.sdp.count("\nm=")
     # 2 published m-lines + 1 audio and 1 video receive slot, reused 20 times
     assert mlines <= 6, f"{mlines} m-lines after 20 join/leave cycles"
@@ -203,7 +203,7 @@ async def test_repair_traffic_is_bounded_under_heavy_loss(server, clip):
         probe = viewer.probe_for(publisher.pid, "camera")
         return probe is not None and probe.frames > 10
 
-    await wait_for(flowing, 10, "viewer to receive the camera", viewer.describe)
+    await eventually(flowing, 10, "viewer to receive the camera", viewer.describe)
     before = server.stats()
     aiortc_hooks.inject_rtp_loss(viewer.pc, 0.4)
     await asyncio.sleep(3.0)
