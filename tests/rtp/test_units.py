@@ -1,4 +1,4 @@
-"""Unit tests of the pieces that need no network: framing, codec checks, ICE rewriting."""
+"""Unit tests of the pieces that need no network: framing, codec checks, the probe."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from rtp import aiortc_hooks
 from rtp.codecs import h264_is_keyframe, is_frame_start, vp8_is_keyframe
 from rtp.framing import RECOVERY_WINDOW_S, EncodedFrame, VideoFramer
 from rtp.probe import ReceiveProbe, frame_digest
-from sfu.ice import announce_address
 
 
 class FakeClock:
@@ -117,17 +116,3 @@ def test_codec_checks():
     assert not h264_is_keyframe(b"\x00\x00\x00\x01\x41\x9a")
     assert is_frame_start("VP8", b"\x10\x00") and not is_frame_start("VP8", b"\x00\x00")
     assert is_frame_start("H264", b"\x7c\x85") is None
-
-
-def test_announced_address_rewrites_host_candidates_only():
-    sdp = (
-        "c=IN IP4 10.0.0.5\r\n"
-        "a=candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host\r\n"
-        "a=candidate:2 1 udp 1694498815 198.51.100.7 40001 typ srflx raddr 10.0.0.5 "
-        "rport 40000\r\n"
-    )
-    out = announce_address(sdp, "203.0.113.9")
-    assert "c=IN IP4 203.0.113.9" in out
-    assert "203.0.113.9 40000 typ host" in out
-    assert "198.51.100.7 40001 typ srflx" in out
-    assert announce_address(sdp, None) == sdp
