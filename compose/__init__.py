@@ -9,9 +9,8 @@ imports nothing of aiortc or the media server:
 - `probe`: what a track file holds, without decoding (crash recovery, durations).
 """
 
-from .probe import probe_track_file
-
 from .composer import ComposeError, CompositionResult, TrackFile, compose, load_manifest
+from .probe import probe_track_file
 
 __all__ = [
     "ComposeError",
