@@ -221,9 +221,7 @@ async def set_media_state(
     )
 
 
-async def role_of(
-    session: AsyncSession, meeting: Meeting, user_id: int
-) -> ParticipantRole | None:
+async def role_of(session: AsyncSession, meeting: Meeting, user_id: int) -> ParticipantRole | None:
     """The user's role in the meeting: `host`, or the role of their open visit, or None."""
     if meeting.host_id == user_id:
         return "host"
