@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from signaling.errors import ApiError
+from signaling.identifiers import is_room_id
 from signaling.permissions import Action, host_role, require
 from signaling.realtime.live import LiveMeetings
 from signaling.recordings.control import RecordingControl
@@ -24,8 +27,12 @@ from storage.models import Meeting, User
 ENDED_BY_HOST = "the host ended the meeting"
 
 
-def _not_found() -> ApiError:
-    return ApiError(404, "meeting-not-found", "no meeting has this id")
+async def _load(db: AsyncSession, room_id: str) -> Meeting:
+    """The meeting, or 404 (also for what cannot be a room id: it never reaches a query)."""
+    meeting = await meetings.get_meeting(db, room_id) if is_room_id(room_id) else None
+    if meeting is None:
+        raise ApiError(404, "meeting-not-found", "no meeting has this id")
+    return meeting
 
 
 class MeetingService:
@@ -44,8 +51,7 @@ class MeetingService:
         `storage.meetings.join_meeting` for the seat rules and why they hold under
         concurrent joins."""
         async with self.database.session() as db:
-            if await meetings.get_meeting(db, room_id) is None:
-                raise _not_found()
+            await _load(db, room_id)
             try:
                 joined = await meetings.join_meeting(db, room_id, user.id, hold=hold)
             except meetings.MeetingEnded:
@@ -58,9 +64,7 @@ class MeetingService:
     async def end(self, room_id: str, user: User) -> Meeting:
         """End the meeting for everyone: 404, 403 `not-host`, 409 `meeting-ended`."""
         async with self.database.session() as db:
-            meeting = await meetings.get_meeting(db, room_id)
-            if meeting is None:
-                raise _not_found()
+            meeting = await _load(db, room_id)
             require(user, host_role(meeting.host_id, user), Action.END_MEETING)
             if meeting.status == "ended":
                 raise ApiError(409, "meeting-ended", "this meeting has already ended")
@@ -71,9 +75,7 @@ class MeetingService:
     async def delete(self, room_id: str, user: User) -> None:
         """Delete the meeting (host or admin): 404, 403 `not-host`; everyone inside goes."""
         async with self.database.session() as db:
-            meeting = await meetings.get_meeting(db, room_id)
-            if meeting is None:
-                raise _not_found()
+            meeting = await _load(db, room_id)
             require(user, host_role(meeting.host_id, user), Action.EDIT_MEETING)
             await meetings.delete_meeting(db, meeting)
         await self.close_live(room_id, ENDED_BY_HOST)

@@ -493,3 +493,17 @@ async def test_participant_left_says_why(api, make_user, clients, monkeypatch):
         left = await a.wait_for("participant-left", timeout=15)
         assert left["reason"] == "timed-out"
         await ws.close()
+
+
+async def test_nul_bytes_on_the_socket_never_reach_the_database(api, make_user, clients):
+    host = await make_user()
+    room = await new_meeting(api, host)
+    token = api.token_for(host)
+    for odd_room in ("a\x00b", "%00", "x" * 65):
+        await expect_refused(api, odd_room, token, CloseCode.NOT_FOUND, "meeting-not-found")
+    a = await connect(api, host, room)
+    clients.append(a)
+    with pytest.raises(SignalingError) as refused:
+        await a.request({"type": "chat", "text": "hi\x00there"}, "chat")
+    assert refused.value.code == "invalid-message"
+    assert (await a.request({"type": "chat", "text": "still fine"}, "chat"))["type"] == "chat"
