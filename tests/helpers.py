@@ -30,3 +30,13 @@ async def eventually(
             state = f"; state: {describe()}" if describe else ""
             raise AssertionError(f"timed out after {timeout}s waiting for {what}{state}")
         await asyncio.sleep(interval)
+
+
+class FakeClock:
+    """A monotonic clock a test moves by hand: `clock.now += 5`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -35,31 +35,17 @@ EXAMPLES = int(os.environ.get("TERTULIA_FUZZ_EXAMPLES", "30"))  # per operation,
 PASSWORD = "fuzzing-password-1"
 
 
-def _postgres_database() -> tuple[str, str]:
-    """A fresh database on the test PostgreSQL server: (its URL, its name)."""
-    assert POSTGRES_URL is not None
-    name = f"tertulia_fuzz_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await engine.dispose()
-
-    asyncio.run(create())
-    return POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}", name
-
-
-def _drop_postgres_database(name: str) -> None:
+def _on_postgres(statement: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE) on the test server."""
     assert POSTGRES_URL is not None
 
-    async def drop() -> None:
+    async def run() -> None:
         engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
         async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(statement))
         await engine.dispose()
 
-    asyncio.run(drop())
+    asyncio.run(run())
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -69,8 +55,10 @@ def fuzzed_server(
     env: dict[str, str] = {"TERTULIA_LOG_LEVEL": "WARNING"}
     database = None
     if request.param == "postgresql":
-        url, database = _postgres_database()
-        env["TERTULIA_DATABASE_URL"] = url
+        assert POSTGRES_URL is not None
+        database = f"tertulia_fuzz_{uuid.uuid4().hex[:10]}"  # a fresh database of its own
+        _on_postgres(f'CREATE DATABASE "{database}"')
+        env["TERTULIA_DATABASE_URL"] = POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}"
     server = ServerProcess(tmp_path_factory.mktemp(f"fuzz-{request.param}"), **env)
     try:
         server.create_user("admin@example.org", "Fuzz Admin", PASSWORD, admin=True)
@@ -80,7 +68,7 @@ def fuzzed_server(
     finally:
         server.stop()
         if database:
-            _drop_postgres_database(database)
+            _on_postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,11 @@ from signaling.handlers import accounts
 from signaling.throttle import FREE_FAILURES, MAX_BLOCK_SECONDS, Attempt, SignInThrottle
 from storage import audit
 from tests.conftest import TEST_PASSWORD
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import FakeClock
 
 
 def test_back_off_grows_after_the_free_failures_and_is_capped():
-    clock = Clock()
+    clock = FakeClock()
     throttle = SignInThrottle(clock)
     guess = Attempt("ana@example.org", "10.0.0.1")
     for _ in range(FREE_FAILURES["account"]):
@@ -41,7 +34,7 @@ def test_back_off_grows_after_the_free_failures_and_is_capped():
 
 
 def test_a_quiet_hour_forgets_and_a_success_resets_the_account_not_the_address():
-    clock = Clock()
+    clock = FakeClock()
     throttle = SignInThrottle(clock)
     guess = Attempt("ana@example.org", "10.0.0.1")
     for _ in range(FREE_FAILURES["account"] + 3):
@@ -64,7 +57,7 @@ def test_a_quiet_hour_forgets_and_a_success_resets_the_account_not_the_address()
 
 
 def test_a_known_device_is_not_locked_out_by_an_attack_on_the_account():
-    clock = Clock()
+    clock = FakeClock()
     throttle = SignInThrottle(clock)
     for n in range(50):  # a botnet: many addresses, one account
         throttle.failed(Attempt("ana@example.org", f"203.0.113.{n}"))
@@ -82,7 +75,7 @@ def test_a_known_device_is_not_locked_out_by_an_attack_on_the_account():
 
 def test_memory_is_bounded(monkeypatch):
     monkeypatch.setattr(throttle_module, "MAX_COUNTERS", 100)
-    throttle = SignInThrottle(Clock())
+    throttle = SignInThrottle(FakeClock())
     for n in range(1000):
         throttle.failed(Attempt(f"spray{n}@example.org", f"10.1.{n // 250}.{n % 250}"))
     assert len(throttle._counters) <= 100

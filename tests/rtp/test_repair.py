@@ -4,18 +4,11 @@ within a quarter of what was sent (a bucket of 64)."""
 from __future__ import annotations
 
 from rtp.repair import RESEND_BURST, RESEND_MAX, RESEND_SHARE, RESEND_SPACING_S, RepairBudget
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import FakeClock
 
 
 def test_each_packet_at_most_twice_and_not_twice_at_once():
-    clock = Clock()
+    clock = FakeClock()
     budget = RepairBudget(clock)
     sent = 1000
     assert budget.allow(7, sent)
@@ -28,7 +21,7 @@ def test_each_packet_at_most_twice_and_not_twice_at_once():
 
 
 def test_repair_stays_within_a_share_of_what_was_sent():
-    budget = RepairBudget(Clock())
+    budget = RepairBudget(FakeClock())
     allowed = sum(budget.allow(seq, packets_sent=0) for seq in range(100))
     assert allowed == int(RESEND_BURST / 4)  # the bucket starts a quarter full
     sent = 400
