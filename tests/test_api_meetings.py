@@ -272,3 +272,20 @@ async def test_health(api):
     status, body = await api.call("GET", "/api/health")
     assert status == 200 and body["status"] == "ok" and body["database"] == "ok"
     assert body["version"]
+
+
+async def test_approval_cannot_be_required_until_the_waiting_room_exists(api, make_user):
+    host = await make_user()
+    status, body = await api.call(
+        "POST",
+        "/api/meetings",
+        user=host,
+        json={"title": "t", "settings": {"require_approval": True}},
+    )
+    assert status == 422 and body["error"]["details"][0]["field"] == "settings.require_approval"
+    meeting = await create(api, host)
+    path = f"/api/meetings/{meeting['room_id']}"
+    body = {"settings": {"require_approval": True}}
+    assert (await api.call("PATCH", path, user=host, json=body))[0] == 422
+    status, read = await api.call("GET", path, user=host)
+    assert read["settings"]["require_approval"] is False
