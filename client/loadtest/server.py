@@ -72,7 +72,7 @@ class LocalServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         extra = ["--admin"] if admin else []
         result = subprocess.run(
-            self._command("create-user", email, "--name", name, "--password", password, *extra),
+            self._command("create-user", email, "--name", name, f"--password={password}", *extra),
             env=self.env,
             cwd=self.source,
             capture_output=True,
