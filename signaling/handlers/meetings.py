@@ -44,12 +44,7 @@ def meeting_out(request: web.Request, meeting: Meeting, viewer: User) -> Meeting
         host=HostOut.model_validate(meeting.host),
         scheduled_start=meeting.scheduled_start,
         duration_minutes=meeting.duration_minutes,
-        settings=MeetingSettingsOut(
-            max_participants=meeting.max_participants,
-            require_approval=meeting.require_approval,
-            enable_recording=meeting.enable_recording,
-            enable_chat=meeting.enable_chat,
-        ),
+        settings=MeetingSettingsOut.model_validate(meeting, from_attributes=True),
         status=meeting.status,  # type: ignore[arg-type]
         started_at=meeting.started_at,
         ended_at=meeting.ended_at,

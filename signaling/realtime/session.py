@@ -177,12 +177,7 @@ async def _join(app: web.Application, ws: web.WebSocketResponse, room_id: str) -
                 room_id=room_id,
                 title=meeting.title,
                 host_id=meeting.host_id,
-                settings=MeetingSettingsInfo(
-                    max_participants=meeting.max_participants,
-                    enable_chat=meeting.enable_chat,
-                    enable_recording=meeting.enable_recording,
-                    require_approval=meeting.require_approval,
-                ),
+                settings=MeetingSettingsInfo.model_validate(meeting, from_attributes=True),
             ),
             participants=[p.describe() for p in room.peers.values() if p is not peer],
             chat=chat_history,
