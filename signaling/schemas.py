@@ -65,8 +65,11 @@ Description = Annotated[str, StringConstraints(max_length=5000, pattern=NO_NUL)]
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=ONE_LINE)]
 Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=EMAIL)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256, pattern=NO_NUL)]
-MaxParticipants = Annotated[int, Field(ge=2, le=500)]
-Duration = Annotated[int, Field(ge=1, le=1440)]
+# JSON body numbers and booleans are strict, as the description says: 5.0, "5", 0 or "true"
+# are not what an integer or a boolean is (query strings stay lax: they are all text).
+MaxParticipants = Annotated[int, Field(ge=2, le=500, strict=True)]
+Duration = Annotated[int, Field(ge=1, le=1440, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
 # ISO 8601 with an explicit zone (a bare local time is ambiguous); kept in UTC.
 UtcTime = Annotated[
     AwareDatetime,
@@ -74,9 +77,22 @@ UtcTime = Annotated[
     AfterValidator(lambda value: value.astimezone(UTC)),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME}),
 ]
+
+
 # Until the waiting room exists (a later issue) approval cannot be required: only false.
+def _waiting_room_unavailable(value: bool) -> bool:
+    if value:
+        raise ValueError("the waiting room is not available yet; approval cannot be required")
+    return value
+
+
 RequireApproval = Annotated[
-    Literal[False], Field(description="false: the waiting room is not available yet")
+    bool,
+    Field(strict=True),
+    AfterValidator(_waiting_room_unavailable),
+    WithJsonSchema(
+        {"type": "boolean", "const": False, "description": "the waiting room is not available yet"}
+    ),
 ]
 
 
@@ -150,7 +166,7 @@ class UserPatch(Request):
 
     display_name: DisplayName | MISSING = MISSING
     role: Literal["admin", "member"] | MISSING = MISSING
-    is_active: bool | MISSING = MISSING
+    is_active: Flag | MISSING = MISSING
 
 
 T = TypeVar("T")
@@ -173,15 +189,15 @@ class UserPage(Page[UserOut]):
 class MeetingSettings(Request):
     max_participants: MaxParticipants = 50
     require_approval: RequireApproval = False
-    enable_recording: bool = False
-    enable_chat: bool = True
+    enable_recording: Flag = False
+    enable_chat: Flag = True
 
 
 class MeetingSettingsPatch(Request):
     max_participants: MaxParticipants | MISSING = MISSING
     require_approval: RequireApproval | MISSING = MISSING
-    enable_recording: bool | MISSING = MISSING
-    enable_chat: bool | MISSING = MISSING
+    enable_recording: Flag | MISSING = MISSING
+    enable_chat: Flag | MISSING = MISSING
 
 
 class MeetingCreate(Request):
