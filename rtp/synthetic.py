@@ -48,6 +48,7 @@ class Clip:
     audio_period: int  # loop length in 48 kHz ticks
     width: int = WIDTH  # frame size a receiver decodes
     height: int = HEIGHT
+    fps: int = FPS  # video frames per second (one keyframe per second)
 
 
 def _encode(
@@ -57,15 +58,16 @@ def _encode(
     size: tuple[int, int] = (WIDTH, HEIGHT),
     pattern: str = PATTERN,
     frequency: int = FREQUENCY,
+    fps: int = FPS,
 ) -> tuple[list[bytes], list[bytes]]:
     """Encode with bare codec contexts: Annex-B H.264 and raw VP8, as RTP carries them."""
     width, height = size
     vctx = av.CodecContext.create("libvpx" if codec == "VP8" else "libx264", "w")
     vctx.width, vctx.height, vctx.pix_fmt = width, height, "yuv420p"
-    vctx.time_base = Fraction(1, FPS)
-    vctx.framerate = Fraction(FPS, 1)
+    vctx.time_base = Fraction(1, fps)
+    vctx.framerate = Fraction(fps, 1)
     vctx.bit_rate = bitrate
-    vctx.gop_size = FPS
+    vctx.gop_size = fps
     # One thread: with the codec's own threads, encoding took 10-20x longer while another
     # process kept one of the 2 cores busy (e.g. 13 s instead of 0.8 s for 800x600).
     vctx.thread_count = 1
@@ -76,18 +78,18 @@ def _encode(
         vctx.options = {
             "tune": "zerolatency",
             "preset": "ultrafast",
-            "x264-params": "keyint=30:min-keyint=30:scenecut=0:bframes=0:repeat-headers=1",
+            "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0:bframes=0:repeat-headers=1",
         }
     video: list[bytes] = []
-    nframes = int(seconds * FPS)
-    with av.open(f"{pattern}=size={width}x{height}:rate={FPS}", format="lavfi") as src:
+    nframes = int(seconds * fps)
+    with av.open(f"{pattern}=size={width}x{height}:rate={fps}", format="lavfi") as src:
         for i, frame in enumerate(src.decode(video=0)):
             if i >= nframes:
                 break
             frame = frame.reformat(format="yuv420p")
             frame.pict_type = PictureType.NONE  # lavfi marks every frame I: do not force
             frame.pts = i
-            frame.time_base = Fraction(1, FPS)
+            frame.time_base = Fraction(1, fps)
             video += [bytes(p) for p in vctx.encode(frame)]
     video += [bytes(p) for p in vctx.encode(None)]
 
@@ -135,16 +137,20 @@ def _read(path: Path) -> tuple[list[bytes], list[bytes]]:
 
 
 def _retime(
-    codec: str, video: list[bytes], audio: list[bytes], size: tuple[int, int] = (WIDTH, HEIGHT)
+    codec: str,
+    video: list[bytes],
+    audio: list[bytes],
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+    fps: int = FPS,
 ) -> Clip:
     """Put frames on an exact grid: real-time pacing and loop arithmetic stay trivial."""
-    step = VIDEO_CLOCK // FPS
+    step = VIDEO_CLOCK // fps
     is_key = keyframe_detector(codec)
     vids = tuple((d, i * step, is_key(d)) for i, d in enumerate(video))
     auds = tuple((d, i * AUDIO_FRAME) for i, d in enumerate(audio))
     if not vids or not vids[0][2]:
         raise RuntimeError("synthetic clip does not start with a keyframe")
-    return Clip(codec, vids, auds, len(vids) * step, len(auds) * AUDIO_FRAME, *size)
+    return Clip(codec, vids, auds, len(vids) * step, len(auds) * AUDIO_FRAME, *size, fps)
 
 
 _cache: dict[tuple[str, str], Clip] = {}
@@ -159,16 +165,21 @@ def load_clip(
     size: tuple[int, int] = (WIDTH, HEIGHT),
     pattern: str = PATTERN,
     frequency: int = FREQUENCY,
+    fps: int = FPS,
 ) -> Clip:
     """Encode (once, cached in `directory`) and load the synthetic clip.
 
     `size` is the frame size, `pattern` a lavfi video source (testsrc, testsrc2,
-    rgbtestsrc, ...: pick a moving one, so frames differ from other clips' frames) and
-    `frequency` the sine tone in Hz. Defaults keep the original cache file name.
+    rgbtestsrc, ...: pick a moving one, so frames differ from other clips' frames),
+    `frequency` the sine tone in Hz and `fps` the video frame rate (a keyframe every `fps`
+    frames: one per second; 90 kHz divided by it must be whole). Defaults keep the original
+    cache file name.
     """
     width, height = size
     if width <= 0 or height <= 0 or width % 2 or height % 2:
         raise ValueError(f"clip size must be positive and even, not {width}x{height}")
+    if fps <= 0 or VIDEO_CLOCK % fps:
+        raise ValueError(f"clip frame rate must divide {VIDEO_CLOCK}, not {fps}")
     if not re.fullmatch(r"[a-z][a-z0-9_]*", pattern):
         raise ValueError(f"not a lavfi source name: {pattern!r}")
     variant = "".join(
@@ -176,6 +187,7 @@ def load_clip(
             f"-{width}x{height}" if (width, height) != (WIDTH, HEIGHT) else "",
             f"-{pattern}" if pattern != PATTERN else "",
             f"-{frequency}hz" if frequency != FREQUENCY else "",
+            f"-{fps}fps" if fps != FPS else "",
         )
     )
     name = f"tertulia-clip-{codec.lower()}-{seconds:g}s-{bitrate}{variant}.bin"
@@ -186,8 +198,8 @@ def load_clip(
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         logger.info("encoding synthetic clip %s", path)
-        _write(path, *_encode(codec, seconds, bitrate, (width, height), pattern, frequency))
-    clip = _retime(codec, *_read(path), (width, height))
+        _write(path, *_encode(codec, seconds, bitrate, (width, height), pattern, frequency, fps))
+    clip = _retime(codec, *_read(path), (width, height), fps)
     _cache[key] = clip
     return clip
 
