@@ -41,7 +41,25 @@ export const PROTOCOL_VERSION = 1;
  * @property {ChatMessage[]} chat
  * @property {{active: boolean, recording_id: number | null}} [recording]
  * @property {RTCIceServer[]} ice_servers
- * @property {{max_message_bytes: number, chat_max_chars: number}} limits
+ * @property {{max_message_bytes: number, chat_max_chars: number, audio_streams?: number, max_last_n?: number}} limits
+ * @property {Speakers} [speakers] who speaks, at join (servers that send `active-speaker`)
+ */
+/**
+ * The server's speaker detection (`active-speaker`, `welcome.speakers`): the dominant speaker
+ * (null before anyone spoke) and the recent speakers, most recent first.
+ * @typedef {{participant_id: string | null, recent: string[]}} Speakers
+ */
+/**
+ * What the server should forward to us (`receive`, docs/protocol.md section 3). Absolute:
+ * each one replaces the last.
+ * @typedef {object} ReceiveRequest
+ * @property {number} last_n the most video streams to receive (0: audio only)
+ * @property {string[] | null} visible the participants the page can show (null: the server picks by who speaks)
+ * @property {string[]} [pinned]
+ * @property {string[]} [on_stage]
+ * @property {Record<string, number>} [max_height] participant id → largest drawn height
+ * @property {number} [default_max_height]
+ * @property {boolean} [screens]
  */
 /** @typedef {"idle" | "connecting" | "connected" | "reconnecting" | "closed"} ConnectionState */
 /** @typedef {Record<string, any>} ServerEvent */
@@ -117,6 +135,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * - `participant-joined` / `participant-left` / `media-state` / `chat` / `meeting-ended` /
  *   `error` {event}: the server's events as they are;
  * - `tracks` {slots}: receive slots changed (also after an answer: transceivers may be new);
+ * - `active-speaker` {speakers}: the server's dominant and recent speakers changed;
  * - `reconnect-attempt` {attempt, delayMs}: a reconnection attempt starts (after its delay);
  * - `reconnected` {attempts}: joined again after a drop, with a new peer connection;
  * - `closed` {code, reason, error?}: the session is over (left, ended, refused, replaced).
@@ -149,6 +168,16 @@ export class MeetingSession extends EventTarget {
     this.participants = new Map();
     /** @type {Slot[]} */
     this.slots = [];
+    /** @type {Speakers | null} the server's speakers; null until it sent any (an older server never does) */
+    this.speakers = null;
+    /** @type {ReceiveRequest | null} what we ask the server to forward (sent again after every join) */
+    this.receive = null;
+    /** the server answered `receive` with `unknown-type` (an older server): not sent again on this connection */
+    this.receiveRefused = false;
+    /** @type {string} the `receive` last sent on this connection (JSON), to send each change once */
+    this._receiveSent = "";
+    /** @type {Set<string>} ids of `receive` messages whose error would name them */
+    this._receiveIds = new Set();
     /** @type {ChatMessage[]} */
     this.chat = [];
     /** @type {{active: boolean, recording_id: number | null, by?: {user_id: number, display_name: string} | null, reason?: string}} */
@@ -269,11 +298,16 @@ export class MeetingSession extends EventTarget {
     this.chat = [...welcome.chat];
     this.recording = welcome.recording ? { ...welcome.recording } : { active: false, recording_id: null };
     this.slots = [];
+    this.speakers = welcome.speakers ? readSpeakers(welcome.speakers) : null;
+    this.receiveRefused = false;
+    this._receiveSent = "";
+    this._receiveIds.clear();
     this._setupPeerConnection(welcome.ice_servers);
     this._setState("connected");
     this._emit("welcome", { welcome });
     this.requestOffer();
     this.sendMediaState();
+    this._sendReceive(); // a new connection starts from the server's defaults
     return welcome;
   }
 
@@ -316,6 +350,11 @@ export class MeetingSession extends EventTarget {
     } catch {
       return;
     }
+    if (event.type === "error" && event.ref && this._receiveIds.has(event.ref)) {
+      this._receiveIds.delete(event.ref);
+      this._receiveError(event);
+      return;
+    }
     if (event.ref && this._requests.has(event.ref)) {
       const pending = this._requests.get(event.ref);
       this._requests.delete(event.ref);
@@ -328,6 +367,10 @@ export class MeetingSession extends EventTarget {
       case "tracks":
         this.slots = event.slots;
         this._emit("tracks", { slots: this.slots });
+        break;
+      case "active-speaker":
+        this.speakers = readSpeakers(event);
+        this._emit("active-speaker", { speakers: this.speakers });
         break;
       case "renegotiate":
         this._addReceiveSlots(event);
@@ -623,6 +666,42 @@ export class MeetingSession extends EventTarget {
     if (this.state === "connected") this.send({ type: "media-state", ...this.media });
   }
 
+  // --- what we receive ---------------------------------------------------------------
+
+  /**
+   * Ask the server to forward this (docs/protocol.md, `receive`). Kept and sent again after
+   * every (re)join; an unchanged request is not sent twice.
+   * @param {ReceiveRequest} request
+   * @returns {boolean} whether it was sent now
+   */
+  setReceive(request) {
+    this.receive = { ...request };
+    return this._sendReceive();
+  }
+
+  _sendReceive() {
+    if (!this.receive || this.receiveRefused || this.state !== "connected") return false;
+    const body = JSON.stringify(this.receive);
+    if (body === this._receiveSent) return false;
+    const id = `r${++this._ids}`;
+    if (!this.send({ type: "receive", id, ...this.receive })) return false;
+    this._receiveSent = body;
+    if (this._receiveIds.size > 50) this._receiveIds.clear(); // errors come back at once or never
+    this._receiveIds.add(id);
+    return true;
+  }
+
+  /** @param {ServerEvent} event an error naming a `receive` we sent */
+  _receiveError(event) {
+    if (event.code === "unknown-type") {
+      // An older server: it forwards everything, as before `receive` existed.
+      this.receiveRefused = true;
+      console.info("the server does not know `receive`; receiving everything");
+      return;
+    }
+    console.warn("receive refused:", event.code, event.message);
+  }
+
   // --- messages ------------------------------------------------------------------------
 
   /** @param {Record<string, unknown>} message */
@@ -726,6 +805,17 @@ export class MeetingSession extends EventTarget {
     ws.close(4000, "dropped for a test");
     this._onClose(this._generation, 1006, "connection dropped");
   }
+}
+
+/**
+ * The speakers in an `active-speaker` event or `welcome.speakers`, checked.
+ * @param {Record<string, any>} event
+ * @returns {Speakers}
+ */
+function readSpeakers(event) {
+  const id = typeof event.participant_id === "string" ? event.participant_id : null;
+  const recent = Array.isArray(event.recent) ? event.recent.filter((p) => typeof p === "string") : [];
+  return { participant_id: id, recent };
 }
 
 /**
