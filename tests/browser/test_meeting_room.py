@@ -64,6 +64,17 @@ def test_two_people_meet(
     join(bo)
 
     ana_id, bo_id = participant_id(ana), participant_id(bo)
+    # A laptop starts in the gallery view, a phone in the speaker view: Ana large on Bo's
+    # page, with Bo's own camera in the strip under her.
+    expect(ana.get_by_test_id("room")).to_have_attribute("data-view", "gallery")
+    expect(ana.get_by_test_id("stage")).to_be_hidden()
+    expect(bo.get_by_test_id("room")).to_have_attribute("data-view", "speaker")
+    expect(bo.get_by_test_id("stage").get_by_test_id("tile")).to_have_attribute(
+        "data-participant-id", ana_id
+    )
+    expect(bo.get_by_test_id("video-grid").get_by_test_id("tile")).to_have_attribute(
+        "data-self", "true"
+    )
     # Each page shows the other's camera, decoded and playing.
     for page, other, name in ((ana, bo_id, "Bo Berg"), (bo, ana_id, "Ana Alves")):
         tile = remote_tile(page, name)
@@ -103,11 +114,18 @@ def test_two_people_meet(
     ana.get_by_role("button", name="Unmute microphone").click()
     expect(bo_sees_ana).to_have_attribute("data-mic", "on")
 
-    # Someone speaking is highlighted: Ana's tile on Bo's page, from the received audio level
-    # (the fake microphone beeps).
+    # Someone speaking is highlighted: Ana's tile on Bo's page (the fake microphones beep;
+    # Bo mutes his, so Ana is the one speaking). The server's dominant speaker decides
+    # (`active-speaker`); a server that sends none leaves it to the received audio level.
+    bo.get_by_role("button", name="Mute microphone").click()
     expect(remote_tile(bo, "Ana Alves")).to_have_attribute(
         "data-speaking", "true", timeout=TIMEOUT_MS
     )
+    if bo.evaluate("() => window.__tertulia.session.speakers !== null"):
+        speaker = "() => window.__tertulia.session.speakers.participant_id"
+        assert bo.evaluate(speaker) == ana_id
+        expect(remote_tile(ana, "Bo Berg")).to_have_attribute("data-speaking", "false")
+    bo.get_by_role("button", name="Unmute microphone").click()
 
     # Screenshots: Bo's page is phone width, Ana's a laptop.
     ana.screenshot(path=str(artifacts / "room-laptop-1280x800.png"))
@@ -128,7 +146,9 @@ def test_two_people_meet(
     ana.screenshot(path=str(artifacts / "room-laptop-screenshare.png"))
     bo.screenshot(path=str(artifacts / "room-phone-screenshare.png"))
     ana.get_by_role("button", name="Stop sharing your screen").click()
-    expect(bo.get_by_test_id("stage")).to_be_hidden()
+    # Bo's phone is in the speaker view: Ana's camera comes back to the stage.
+    expect(stage_tile).to_have_attribute("data-source", "camera")
+    expect(stage_tile).to_have_attribute("data-participant-id", ana_id)
     expect(bo.locator('[data-testid="tile"][data-source="screen"]')).to_have_count(0)
 
     # Stopping from the browser's own button ends the track: the share stops too.
@@ -137,7 +157,8 @@ def test_two_people_meet(
     ana.evaluate(
         "() => window.__tertulia.session.localTracks.screen.dispatchEvent(new Event('ended'))"
     )
-    expect(bo.get_by_test_id("stage")).to_be_hidden()
+    expect(stage_tile).to_have_attribute("data-source", "camera")
+    expect(bo.locator('[data-testid="tile"][data-source="screen"]')).to_have_count(0)
     expect(ana.get_by_role("button", name="Share your screen")).to_be_visible()
 
     # Leaving removes the tile on the other page.

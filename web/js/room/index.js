@@ -1,9 +1,11 @@
 // The meeting room: joins with a MeetingSession, builds the page from its parts and keeps them
 // in step with the session's events. Each part has one job and gets what it needs passed in:
 //   status.js    connection pill, recording indicator, head count, announcer, media problems
-//   tiles.js     video tiles and their layout (grid, or a shared screen on the stage + strip)
+//   tiles.js     video tiles and their layout (a gallery page, or the stage + strip)
+//   view.js      speaker or gallery view, the gallery's pages, pins, how many tiles fit
+//   receive.js   what the page asks the server to forward (what it draws, at that size)
 //   audio.js     the <audio> elements that play what others say
-//   speaking.js  who is speaking (tiles light up)
+//   speaking.js  who is speaking (the server's active speaker; tiles light up)
 //   controls.js  microphone, camera, screen share, record, leave, end for everyone
 //   chat.js      chat panel; people.js participants panel; panels.js one panel open at a time
 // What happens after the room (left, ended, disconnected…) is the caller's (`onClosed`).
@@ -19,7 +21,9 @@ import { connectPanels } from "./panels.js";
 import { createPeople } from "./people.js";
 import { createSpeaking, POLL_MS } from "./speaking.js";
 import { CONNECTED, CONNECTING_MEDIA, createStatus, mediaConnectionPill, RECONNECTING } from "./status.js";
+import { createReceive } from "./receive.js";
 import { createTiles, tileViews } from "./tiles.js";
+import { createView } from "./view.js";
 
 /** @typedef {import("../protocol.js").Source} Source */
 /**
@@ -75,33 +79,51 @@ function buildRoom(session, options) {
   let disposed = false;
 
   const status = createStatus();
-  const tiles = createTiles();
+  const videos = h("div", { class: "videos" });
+  const view = createView({
+    storage: safeStorage(), windowWidth: () => window.innerWidth, changed: render,
+    box: () => ({ width: videos.clientWidth, height: videos.clientHeight }),
+  });
+  const tiles = createTiles({ onPin: view.togglePin });
   const audio = createAudio();
   const speaking = createSpeaking(session);
+  const receive = createReceive({
+    session, heights: () => drawnHeights(tiles), hidden: () => document.visibilityState === "hidden",
+  });
   const chat = createChat({ session, enabled: meeting.settings.enable_chat });
-  const people = createPeople({ session });
+  const people = createPeople({ session, pinned: () => view.state.pinned, onPin: view.togglePin });
+  /** @type {Map<string, string>} participant id → name, for saying who left */
+  const names = new Map();
   const controls = createControls({
     session, announce: status.announce, problem: status.problem, changed: render, microphoneOpened: speaking.listenToMicrophone,
   });
 
   const el = h("section", { class: "room", "data-testid": "room", "aria-label": `Meeting: ${meeting.title}` },
     h("header", { class: "room-bar" },
-      h("h1", { class: "room-title" }, meeting.title), status.connection, status.recording, status.count),
+      h("h1", { class: "room-title" }, meeting.title), status.connection, status.recording, status.count, view.viewSwitch),
     status.problemLine,
     h("div", { class: "room-main" },
       status.announcer,
-      h("div", { class: "videos" }, tiles.stage, tiles.grid),
+      videos,
       chat.panel, people.panel),
     h("nav", { class: "controls", "aria-label": "Meeting controls" },
       controls.mic, controls.camera, controls.screen, chat.button, people.button, controls.record, controls.leave, controls.end),
     audio.el);
+  videos.append(tiles.stage, tiles.grid, view.pager);
   connectPanels(el, [chat, people]);
 
   /** Show everything as the session has it now. */
   function render() {
     if (disposed) return;
     const now = performance.now();
-    tiles.show(tileViews(session, me.display_name), (pid) => speaking.isSpeaking(pid, now));
+    for (const p of session.participants.values()) names.set(p.participant_id, p.display_name);
+    view.keepPin((pid) => session.participants.has(pid));
+    const views = tileViews(session, me.display_name, view.choice(speaking.speakers(now)));
+    view.show(views);
+    el.dataset.view = view.state.view;
+    videos.dataset.layout = views.layout;
+    tiles.show(views, (pid) => speaking.isSpeaking(pid, now));
+    receive.update(views, view.state.pinned);
     status.show({ people: session.participants.size + 1, recording: session.recording.active });
     controls.render();
     people.render();
@@ -117,6 +139,7 @@ function buildRoom(session, options) {
   });
   session.addEventListener("tracks", render);
   session.addEventListener("participants", render);
+  session.addEventListener("active-speaker", render);
   session.addEventListener("recording", (e) => {
     const { recording } = detail(e);
     const who = recording.by ? recording.by.display_name : "The server";
@@ -125,8 +148,10 @@ function buildRoom(session, options) {
   });
   session.addEventListener("participant-joined", (e) => status.announce(`${detail(e).event.participant.display_name} joined.`));
   session.addEventListener("participant-left", (e) => {
-    // The session has already forgotten them; their tile still has the name.
-    status.announce(`${tiles.nameOf(detail(e).event.participant_id) ?? "Someone"} left.`);
+    // The session has already forgotten them; the room still has the name.
+    const pid = detail(e).event.participant_id;
+    status.announce(`${names.get(pid) ?? tiles.nameOf(pid) ?? "Someone"} left.`);
+    speaking.forget(pid);
   });
   session.addEventListener("chat", (e) => chat.received(detail(e).message));
   session.addEventListener("error", (e) => chat.refused(detail(e).event));
@@ -154,6 +179,12 @@ function buildRoom(session, options) {
     options.onClosed({ code, reason, ended, endedReason });
   });
 
+  const onVisibility = () => {
+    render();
+    receive.visibilityChanged();
+  };
+  const onResize = new ResizeObserver(() => render());
+
   function mediaConnected() {
     return !!session.pc && session.pc.connectionState === "connected";
   }
@@ -163,6 +194,9 @@ function buildRoom(session, options) {
     if (disposed) return;
     disposed = true;
     clearInterval(timer);
+    document.removeEventListener("visibilitychange", onVisibility);
+    onResize.disconnect();
+    receive.dispose();
     status.dispose();
     speaking.stop();
     if (session.state !== "closed" && session.state !== "idle") session.leave();
@@ -185,6 +219,8 @@ function buildRoom(session, options) {
       closed: false,
     };
     onLeavePage(() => dispose(true));
+    document.addEventListener("visibilitychange", onVisibility);
+    onResize.observe(videos);
     speaking.listenToMicrophone();
     chat.showHistory();
     render();
@@ -193,4 +229,31 @@ function buildRoom(session, options) {
   }
 
   return { el, start, dispose };
+}
+
+/**
+ * The heights the videos are drawn at, in device pixels: the stage, a gallery tile, a strip
+ * tile (0 when there is none to measure; the request then uses its own default).
+ * @param {{stage: HTMLElement, grid: HTMLElement}} tiles
+ * @returns {import("./receive.js").DrawnHeights}
+ */
+function drawnHeights(tiles) {
+  const scale = window.devicePixelRatio || 1;
+  const first = tiles.grid.firstElementChild;
+  const tile = first instanceof HTMLElement ? first.getBoundingClientRect().height : 0;
+  const strip = tiles.grid.classList.contains("strip");
+  return {
+    stage: (tiles.stage.hidden ? 0 : tiles.stage.getBoundingClientRect().height) * scale || 720,
+    tile: (strip ? 0 : tile) * scale || 360,
+    strip: (strip ? tile || tiles.grid.getBoundingClientRect().height : 0) * scale || 180,
+  };
+}
+
+/** localStorage, or null where the browser refuses it. */
+function safeStorage() {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
 }
