@@ -112,7 +112,16 @@ class MediaPeer:
             aiortc_hooks.hook_sender(
                 transceiver.sender, lambda: None, audio_level=lambda: self.audio_level
             )
+        else:
+            aiortc_hooks.hook_sender(transceiver.sender, lambda: self._keyframe_requested(source))
         self._senders[source] = transceiver
+
+    def _keyframe_requested(self, source: Source) -> None:
+        """A PLI/FIR for this source: tracks that can send a keyframe on demand (the load
+        bots' `request_keyframe`) are told; a plain ClipTrack keeps its 1 s GOP."""
+        request = getattr(self.tracks.get(source), "request_keyframe", None)
+        if request is not None:
+            request()
 
     def remove_source(self, source: Source) -> None:
         """Stop publishing `source`: its m-line goes inactive with the next offer."""
@@ -152,6 +161,8 @@ class MediaPeer:
                 for _ in range(self._pending[kind]):
                     self.pc.addTransceiver(kind, "recvonly")
                 self._pending[kind] = 0
+            if not self.pc.getTransceivers():
+                return  # nothing to publish, no slot yet: the server asks for slots first
             offer = await self.pc.createOffer()
             with aiortc_hooks.ice_host_addresses(self.ice_host_addresses):
                 await self.pc.setLocalDescription(offer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from client.media import MIC_LEVEL, MediaPeer, ProbeFactory, TrackFactory
 from client.signaling import Event, SignalingClient
@@ -34,6 +35,7 @@ class Participant:
         self._track_factory = track_factory
         self._probe_factory = probe_factory
         self.media: MediaPeer | None = None
+        self.receive_id: str | None = None
 
     @property
     def participant_id(self) -> str:
@@ -44,8 +46,18 @@ class Participant:
         assert self.media is not None, "join() first"
         return self.media
 
-    async def join(self, sources: tuple[Source, ...] = ("microphone", "camera")) -> Event:
+    async def join(
+        self,
+        sources: tuple[Source, ...] = ("microphone", "camera"),
+        receive: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """Connect, publish `sources`, and announce the media state. `receive` (the fields
+        of a `receive` message, docs/protocol.md) is sent right after the welcome, before
+        the first offer, so the server sizes the receive slots for it from the start; its
+        id is `receive_id` (an `error` naming it means the server refused it)."""
         welcome = await self.signaling.connect()
+        if receive is not None:
+            self.receive_id = await self.signaling.send({"type": "receive", **receive})
         self.media = MediaPeer(
             self.clip,
             self._negotiate,
@@ -75,6 +87,14 @@ class Participant:
 
     def _on_tracks(self, event: Event) -> None:
         self.peer.set_slots([SlotAssignment(**slot) for slot in event["slots"]])
+
+    def set_audio_level(self, level: int) -> None:
+        """The RFC 6464 level (0 loudest … 127 silence, -dBov) the microphone announces from
+        its next packet on: 20 is someone talking, 90 a quiet room. Works before and after
+        joining."""
+        self.audio_level = level
+        if self.media is not None:
+            self.media.audio_level = level
 
     async def set_media_state(self) -> None:
         on = set(self.peer.tracks)
