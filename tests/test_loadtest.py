@@ -6,15 +6,27 @@ tools still work end to end (accounts, joins, media both ways, the report's shap
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.capacity import parse
+from client.loadtest.media import ClipIndex, ClipSchedule, ScheduledClipTrack, load_key_variants
+from client.loadtest.probe import StreamCounters
+from client.loadtest.report import build_report, format_report, switch_figures
+from client.loadtest.runner import Joined
+from client.loadtest.speaking import Speaking, Turn, parse_turns, rotation
+from client.loadtest.stats import Histogram
+from rtp.codecs import vp8_is_keyframe
+from rtp.synthetic import load_clip
+from tests.helpers import eventually
 from tests.server_process import REPO, ServerProcess
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.org", "admin-password-1"
@@ -156,3 +168,223 @@ def test_capacity_bench_server_options(tmp_path: Path) -> None:
     assert opts.server_env == (("TERTULIA_EVENT_LOOP", "asyncio"),)
     with pytest.raises(SystemExit):
         parse(["--server-env", "EVENT_LOOP=asyncio"])  # not a TERTULIA_ setting
+
+
+# ------------------------------------------------------------------ receive policy, speaking
+
+
+def test_speaking_turns_from_options() -> None:
+    assert parse_turns("3@0, 1@4.5,none@9") == [Turn(0.0, 3), Turn(4.5, 1), Turn(9.0, None)]
+    assert parse_turns("2@5,1@1") == [Turn(1.0, 1), Turn(5.0, 2)]
+    for bad in ("3", "x@1", "0@1", "3@-1"):
+        with pytest.raises(ValueError):
+            parse_turns(bad)
+    # one bot at a time, from the last one down, wrapping around
+    assert rotation([1, 2, 3], 2.0, 7.0) == [Turn(0, 3), Turn(2, 2), Turn(4, 1), Turn(6, 3)]
+    assert rotation([1, 2], 0, 10.0) == []
+
+
+def test_loadtest_options_are_checked() -> None:
+    for args in (
+        ["--last-n", "26"],
+        ["--speak", "5@1"],  # only 4 bots
+        ["--speak", "bot@1"],
+        ["--clip", "big"],
+        ["--loud-level", "128"],
+    ):
+        result = _run(["-m", "signaling.cli", "loadtest", "--url", "http://127.0.0.1:9", *args])
+        assert result.returncode == 2, (args, result.stderr)
+
+
+class _FakeTest:
+    """Stands in for runner.LoadTest: records what the speaking driver sends."""
+
+    def __init__(self) -> None:
+        self.turns: list[tuple[int, int | None, int, int]] = []
+        self.levels: list[tuple[int, int]] = []
+
+    async def turn(self, turn: int, speaker: int | None, at: float, loud: int, quiet: int) -> None:
+        self.turns.append((turn, speaker, loud, quiet))
+
+    async def level(self, bot: int, level: int, at: float) -> None:
+        self.levels.append((bot, level))
+
+    def participant_id(self, bot: int) -> str:
+        return f"p-{bot}"
+
+
+async def test_control_file_drives_the_bots(tmp_path: Path) -> None:
+    control = tmp_path / "control"
+    fake = _FakeTest()
+    speaking = Speaking(fake, loud=10, quiet=100)  # type: ignore[arg-type]
+    follower = asyncio.create_task(speaking.follow(control))
+    try:
+        await asyncio.sleep(0.1)  # the file does not exist yet: waits for it
+        control.write_text("speak 2\n# a comment\nlevel 1 40\n")
+        await eventually(lambda: len(fake.levels) == 1, 5, "the control file to be read")
+        with control.open("a") as f:
+            f.write("quiet\nspeak x\nspe")  # an incomplete last line waits for its end
+        await eventually(lambda: len(fake.turns) == 2, 5, "the appended lines")
+        with control.open("a") as f:
+            f.write("ak 1\n")
+        await eventually(lambda: len(fake.turns) == 3, 5, "the completed line")
+    finally:
+        follower.cancel()
+    assert fake.turns == [(1, 2, 10, 100), (2, None, 10, 100), (3, 1, 10, 100)]
+    assert fake.levels == [(1, 40)]
+    assert [r["bot"] for r in speaking.records] == ["bot-2", None, "bot-1"]
+    assert speaking.records[0]["participant_id"] == "p-2"
+
+
+async def test_keyframe_request_is_answered_with_the_scheduled_frame(clip_dir: Path) -> None:
+    """A PLI makes the next frame a keyframe of the same picture, identified as the frame
+    the schedule sends then (latency stays measurable); without one the clip's GOP runs."""
+    clip = load_clip(clip_dir, "VP8", 10.0, 150_000, size=(320, 240), fps=15)
+    assert clip.fps == 15 and clip.video_period == 150 * 6000
+    variants = load_key_variants(clip_dir, clip)
+    assert len(variants) == len(clip.video)
+    index = ClipIndex(clip, variants)
+    # the schedule's frame 0 is due in 50 ms
+    schedule = ClipSchedule(period=10.0, phase=(time.time() + 0.05) % 10.0, keyframes=(0,), fps=15)
+    track = ScheduledClipTrack(clip, "video", schedule, variants)
+    first = await track.recv()
+    assert bytes(first) == clip.video[0][0]  # starts at a keyframe slot
+    second = await track.recv()
+    assert bytes(second) == clip.video[1][0] and not clip.video[1][2]
+    track.request_keyframe()
+    third = await track.recv()
+    assert bytes(third) != clip.video[2][0] and vp8_is_keyframe(bytes(third))
+    assert index.lookup(bytes(third)) == 2 and index.lookup(clip.video[2][0]) == 2
+    fourth = await track.recv()
+    assert bytes(fourth) == clip.video[3][0]  # then the clip goes on
+    assert track.keyframe_requests == 1 and track.keyframes_answered == 1
+    track.stop()
+
+
+def test_stream_counters_count_loss_per_run() -> None:
+    """A publisher taken off a slot and put back later: the sequence numbers the slot spent
+    on someone else are not lost packets."""
+    counters = StreamCounters("p-1", "camera", "video", None)
+    counters.first_seq, counters.last_seq, counters.packets = 100, 199, 100
+    counters.end_run()
+    counters.first_seq, counters.last_seq, counters.packets = 500, 549, 150 - 1
+    assert counters.expected_packets == 150
+
+
+def _joined(bot: int, **fields: Any) -> Joined:
+    return Joined(bot, f"p-{bot}", 100.0 + bot, 101.0 + bot, audio_streams=3, **fields)
+
+
+def _stream(pub: int, kind: str, frames: int, assigned: float) -> dict[str, Any]:
+    return {
+        "publisher": f"p-{pub}",
+        "source": "camera" if kind == "video" else "microphone",
+        "kind": kind,
+        "frames": frames,
+        "packets": frames,
+        "expected_packets": frames,
+        "bytes": frames * 1000,
+        "keyframes": 1,
+        "discontinuities": 0,
+        "identified": frames,
+        "assigned_s": assigned,
+        "latency_ms": Histogram().summary(),
+    }
+
+
+def test_report_counts_what_each_bot_selected() -> None:
+    """Three bots with last_n 1 over a 10 s window: bot-1 had bot-2 for 4 s then bot-3
+    for 6 s (a remap); fps per selected stream is per assigned second, per bot."""
+    bots = [
+        {
+            "bot": n,
+            "participant_id": f"p-{n}",
+            "video_frames_sent": 300,
+            "audio_packets_sent": 500,
+            "keyframes_answered": 1,
+            "remaps": 2 if n == 1 else 0,
+            "video_busy_max": 1,
+            "send_lag_ms": Histogram().summary(),
+        }
+        for n in (1, 2, 3)
+    ]
+    streams = [
+        {"subscriber": "p-1", **_stream(2, "video", 120, 4.0)},
+        {"subscriber": "p-1", **_stream(3, "video", 150, 6.0)},  # 25 fps: the worst
+        {"subscriber": "p-2", **_stream(3, "video", 300, 10.0)},
+        {"subscriber": "p-3", **_stream(1, "video", 300, 10.0)},
+        {"subscriber": "p-1", **_stream(3, "audio", 500, 10.0)},
+    ]
+    window = {
+        "started_at": 1000.0,
+        "seconds": 10.0,
+        "cpu_seconds": 1.0,
+        "pid": 1,
+        "bots": bots,
+        "streams": streams,
+        "latency": Histogram().to_json(),
+        "send_lag": Histogram().to_json(),
+        "loop_lag": Histogram().to_json(),
+    }
+    joined = [_joined(n) for n in (1, 2, 3)]
+    finals = [
+        {
+            "first_frames": [],
+            "decoded": [],
+            "raised": [{"turn": 1, "speaker": "p-3", "raised_at": 1002.0}],
+            "switches": [
+                {
+                    "turn": 1,
+                    "subscriber": "p-1",
+                    "speaker": "p-3",
+                    "at": 1002.0,
+                    "already": False,
+                    "active_speaker_at": 1002.3,
+                    "remap_at": 1002.35,
+                    "first_frame_at": 1002.4,
+                },
+                {
+                    "turn": 1,
+                    "subscriber": "p-2",
+                    "speaker": "p-3",
+                    "at": 1002.0,
+                    "already": True,
+                    "active_speaker_at": 1002.3,
+                    "remap_at": None,
+                    "first_frame_at": 1002.03,
+                },
+            ],
+        }
+    ]
+    turns = [{"turn": 1, "bot": "bot-3", "participant_id": "p-3", "at": 1002.0}]
+    report = build_report([window], joined, finals, last_n=1, turns=turns)
+    assert report["receive"]["selecting"] and report["selected"]["expected_video_per_bot"] == 1
+    rows = {(s["subscriber"], s["publisher"], s["kind"]): s for s in report["streams"]}
+    assert set(rows) == {
+        ("bot-1", "bot-2", "video"),
+        ("bot-1", "bot-3", "video"),
+        ("bot-2", "bot-3", "video"),
+        ("bot-3", "bot-1", "video"),
+        ("bot-1", "bot-3", "audio"),
+    }  # only what was selected
+    assert rows[("bot-1", "bot-2", "video")]["rate"] == 30.0
+    assert rows[("bot-1", "bot-3", "video")]["rate"] == 25.0
+    selected = report["selected"]
+    per_bot = {b["bot"]: b for b in selected["bots"]}
+    assert per_bot["bot-1"]["video_streams"] == 1.0
+    assert per_bot["bot-1"]["video_fps"] == 27.0  # 270 frames over 10 assigned seconds
+    assert per_bot["bot-1"]["video_ratio"] == 0.9
+    assert selected["video_fps"]["min"] == 27.0 and selected["video_fps"]["max"] == 30.0
+    assert selected["audio_streams_per_bot"]["max"] == 1.0
+    assert report["totals"]["forwarded_streams"] == 3.0  # video streams on slots, on average
+    speaking = report["speaking"]
+    assert speaking["turns"] == 1 and speaking["missed_turns"] == 0
+    assert speaking["switch_s"]["max"] == pytest.approx(0.4)
+    assert speaking["remapped_subscriber_s"]["count"] == 1
+    assert speaking["already_receiving"] == 1
+    assert speaking["active_speaker_s"]["p50"] == pytest.approx(0.3)
+    assert speaking["remap_s"]["max"] == pytest.approx(0.35)
+    # the benchmark counts the turns that started inside its windows
+    assert switch_figures(turns, finals, [(1000.0, 1010.0)])["turns"] == 1
+    assert switch_figures(turns, finals, [(1003.0, 1010.0)])["turns"] == 0
+    assert "speaker switches:  1 turns" in format_report(report)

@@ -3,7 +3,11 @@
 Built on `rtp.probe.ReceiveProbe` (same receiver tap, same browser-like keyframe requests
 after a loss, same decodable sample) but it keeps counters instead of per-frame lists, so
 memory stays flat over a long run, and it attributes every packet to the publisher the
-`tracks` event assigned to the slot.
+`tracks` event assigned to the slot. A slot can be reassigned at any time (a receiver that
+selects its last N speakers sees slots remapped whenever the speakers change): counters are
+per (publisher, slot), and loss is counted per run (from a publisher's first packet on the
+slot after an assignment to its last one before the next), so the sequence numbers the slot
+spent on other publishers are not counted as lost.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
@@ -29,6 +33,17 @@ SlotOwners = Mapping[str, tuple[str, str]]  # mid -> (publisher participant id, 
 log = logging.getLogger(__name__)
 
 
+class FrameWatch(Protocol):
+    """Someone waiting for the first video frame of a publisher at or after `at`."""
+
+    at: float
+    first_frame_at: float | None
+
+
+# publisher participant id -> watches not satisfied yet (the bot adds, the probes fulfil)
+Watches = dict[str, list[FrameWatch]]
+
+
 @dataclass
 class StreamCounters:
     """Cumulative figures of one (publisher, source) as seen on one receive slot."""
@@ -43,15 +58,24 @@ class StreamCounters:
     keyframes: int = 0
     discontinuities: int = 0
     identified: int = 0  # video frames byte-identical to a frame of the clip
-    first_seq: int | None = None
-    last_seq: int = 0  # highest unwrapped sequence number
+    first_seq: int | None = None  # of the current run (None: not on the slot, or no packet)
+    last_seq: int = 0  # highest unwrapped sequence number of the current run
+    expected_before: int = 0  # packets expected in the runs that ended
+    runs: int = 0  # times this publisher was (re)assigned to the slot and sent a packet
     first_packet_at: float | None = None
     first_frame_at: float | None = None
     latency: Histogram = field(default_factory=Histogram)
 
     @property
     def expected_packets(self) -> int:
-        return 0 if self.first_seq is None else self.last_seq - self.first_seq + 1
+        current = 0 if self.first_seq is None else self.last_seq - self.first_seq + 1
+        return self.expected_before + current
+
+    def end_run(self) -> None:
+        """The slot went to someone else: the next packet of this publisher starts a run."""
+        if self.first_seq is not None:
+            self.expected_before += self.last_seq - self.first_seq + 1
+            self.first_seq = None
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -66,6 +90,7 @@ class StreamCounters:
             "discontinuities": self.discontinuities,
             "identified": self.identified,
             "first_frame_at": self.first_frame_at,
+            "runs": self.runs,
             "latency": self.latency.copy(),
         }
 
@@ -81,13 +106,15 @@ class StreamProbe(ReceiveProbe):
         clip: Clip,
         owners: SlotOwners,
         index: ClipIndex,
+        watches: Watches | None = None,
     ) -> None:
-        super().__init__(receiver, kind, clip.codec)
+        super().__init__(receiver, kind, clip.codec, mid=mid)
         aiortc_hooks.skip_bandwidth_estimation(receiver)
         self.mid = mid
         self.clip = clip
         self.owners = owners
         self.index = index
+        self.watches: Watches = {} if watches is None else watches
         self.streams: dict[tuple[str, str], StreamCounters] = {}
         self.unassigned_packets = 0
         self._owner: tuple[str, str] | None = None
@@ -99,6 +126,8 @@ class StreamProbe(ReceiveProbe):
         owner = self.owners.get(self.mid)
         if owner != self._owner:
             self._owner = owner
+            if self._current is not None:
+                self._current.end_run()
             self._current = None
             if owner is not None:
                 current = self.streams.get(owner)
@@ -125,6 +154,9 @@ class StreamProbe(ReceiveProbe):
         return self._seq_last
 
     def _on_packet(self, packet: RtpPacket) -> None:
+        if packet.extensions.mid not in (None, self.mid):
+            self.misrouted += 1  # another m-line's packet, before its answer (ReceiveProbe)
+            return
         stream = self._stream()
         seq = self._unwrap(packet.sequence_number)
         if stream is None:
@@ -133,8 +165,10 @@ class StreamProbe(ReceiveProbe):
             stream.packets += 1
             if stream.first_seq is None:
                 stream.first_seq = seq
-                stream.first_packet_at = time.time()
                 stream.last_seq = seq
+                stream.runs += 1
+                if stream.first_packet_at is None:
+                    stream.first_packet_at = time.time()
             elif seq > stream.last_seq:
                 stream.last_seq = seq
             if self.kind == "audio":  # one Opus packet is one frame: no framer needed
@@ -149,11 +183,26 @@ class StreamProbe(ReceiveProbe):
         stream = self._current
         if stream is None:
             return
+        if frame.timestamp & 0xFFFFFFFF not in self._marked:
+            # its last packet never came (e.g. the slot switched publisher mid-frame): a
+            # browser never completes it (ReceiveProbe)
+            self.incomplete += 1
+            self._decodable = False
+            return
         now = time.time()
         stream.frames += 1
         stream.bytes += len(frame.data)
         if stream.first_frame_at is None:
             stream.first_frame_at = now
+        waiting = self.watches.get(stream.publisher)
+        if waiting:
+            for watch in waiting:
+                if watch.at <= now:
+                    watch.first_frame_at = now
+            if remaining := [w for w in waiting if w.first_frame_at is None]:
+                self.watches[stream.publisher] = remaining
+            else:
+                del self.watches[stream.publisher]
         index = self.index.lookup(frame.data)
         if index is not None:
             stream.identified += 1

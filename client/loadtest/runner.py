@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from client.media import MIC_LEVEL
+
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +36,12 @@ class Plan:
     join_interval: float = 0.2
     cpus: tuple[int, ...] = ()
     log_level: str = "WARNING"
+    clip_size: tuple[int, int] = (640, 480)
+    clip_fps: int = 30
+    clip_bitrate: int = 600_000
+    key_variants: bool = True  # answer keyframe requests with a keyframe (media.KeyVariants)
+    last_n: int | None = None  # send `receive` {last_n, visible: null} right after joining
+    audio_level: int = MIC_LEVEL  # every microphone's level until a speaking turn changes it
 
 
 @dataclass
@@ -56,6 +64,8 @@ class Joined:
     joined_at: float | None = None
     error: str | None = None
     process: int = 0
+    audio_streams: int | None = None  # the server's M (welcome), None: every microphone
+    receive_error: str | None = None  # the server refused our `receive` (its error code)
 
 
 class LoadTestError(RuntimeError):
@@ -132,6 +142,12 @@ class LoadTest:
                     "bots": bots,
                     "clip_dir": str(plan.clip_dir),
                     "clip_seconds": plan.clip_seconds,
+                    "clip_size": list(plan.clip_size),
+                    "clip_fps": plan.clip_fps,
+                    "clip_bitrate": plan.clip_bitrate,
+                    "key_variants": plan.key_variants,
+                    "last_n": plan.last_n,
+                    "audio_level": plan.audio_level,
                     "codec": plan.codec,
                     "ice_host_addresses": list(plan.ice_host_addresses),
                     "decode_sample": plan.decode_sample and number == 0,
@@ -161,6 +177,8 @@ class LoadTest:
                         joined_at=event.get("joined_at"),
                         error=event.get("error"),
                         process=worker.number,
+                        audio_streams=event.get("audio_streams"),
+                        receive_error=event.get("receive_error"),
                     )
                     self._update_progress()
                 else:
@@ -200,17 +218,39 @@ class LoadTest:
             raise LoadTestError(f"no bot could join: {'; '.join(errors)}")
         return sorted(self.joined.values(), key=lambda j: j.bot)
 
-    async def wait_mesh(self, timeout: float) -> bool:
-        """Until every joined bot receives video from every other one (True), or timeout."""
+    async def wait_mesh(self, timeout: float, per_bot: int | None = None) -> bool:
+        """Until every joined bot receives video from every other one, or from `per_bot`
+        others (at most everyone else; a last-N receiver), (True), or timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
             joined = self.progress.joined
             video = [r for r in self.progress.video_rates if r > 0]
-            if joined and len(video) >= joined * (joined - 1):
+            each = joined - 1 if per_bot is None else min(per_bot, joined - 1)
+            if joined and len(video) >= joined * each:
                 return True
             await asyncio.sleep(0.2)
         return False
+
+    def participant_id(self, bot: int) -> str | None:
+        joined = self.joined.get(bot)
+        return joined.participant_id if joined is not None and joined.error is None else None
+
+    async def turn(self, turn: int, speaker: int | None, at: float, loud: int, quiet: int) -> None:
+        """A speaking turn at wall-clock time `at`: bot `speaker` (a number; None: nobody)
+        at level `loud`, every other bot at `quiet`. Sent ahead of time is best: each
+        worker waits for `at` itself."""
+        pid = None if speaker is None else self.participant_id(speaker)
+        if speaker is not None and pid is None:
+            log.warning("turn %d: bot %d has not joined; everyone is quiet", turn, speaker)
+        message = {"cmd": "turn", "id": turn, "speaker": pid, "at": at, "loud": loud}
+        for worker in self.workers:
+            await worker.send({**message, "quiet": quiet})
+
+    async def level(self, bot: int, level: int, at: float) -> None:
+        """Bot `bot`'s microphone level from wall-clock time `at` on."""
+        for worker in self.workers:
+            await worker.send({"cmd": "level", "bot": bot, "level": level, "at": at})
 
     def _check_alive(self) -> None:
         for worker in self.workers:

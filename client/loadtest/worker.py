@@ -3,10 +3,14 @@
 Protocol with the coordinating process (`runner.py`), one JSON object per line:
 
 * stdin, first line: the plan (`base_url`, `room_id`, `bots: [{number, token, join_at}]`,
-  `clip_dir`, `clip_seconds`, `codec`, `ice_host_addresses`, `decode_sample`, `cpus`,
-  `log_level`); then commands: `{"cmd": "window", "id": n, "seconds": s}`, `{"cmd": "stop"}`.
+  `clip_dir`, `clip_seconds`, `clip_size`, `clip_fps`, `clip_bitrate`, `codec`,
+  `key_variants`, `last_n`, `audio_level`, `ice_host_addresses`, `decode_sample`, `cpus`,
+  `log_level`); then commands: `{"cmd": "window", "id": n, "seconds": s}`,
+  `{"cmd": "turn", "id": n, "speaker": participant id or null, "at": wall time, "loud": l,
+  "quiet": q}` (a speaking turn: at `at`, the speaker's level goes to `loud`, everyone
+  else's to `quiet`), `{"cmd": "level", "bot": n, "level": l, "at": t}`, `{"cmd": "stop"}`.
 * stdout, events: `joined` / `join-failed` per bot, `progress` every second, `window` per
-  window command, `final` after stop.
+  window command, `final` after stop (with every bot's speaker-switch records).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import sys
 import time
 from typing import Any
 
+from client.media import MIC_LEVEL
 from rtp.synthetic import load_clip
 
 from .bots import Bot
-from .media import ClipIndex
+from .media import ClipIndex, load_key_variants
 from .stats import Histogram
 
 log = logging.getLogger(__name__)
@@ -37,6 +42,7 @@ WINDOW_FIELDS = (
     "keyframes",
     "discontinuities",
     "identified",
+    "assigned_s",
 )
 
 
@@ -48,8 +54,16 @@ def emit(event: dict[str, Any]) -> None:
 class Worker:
     def __init__(self, plan: dict[str, Any]) -> None:
         self.plan = plan
-        clip = load_clip(plan["clip_dir"], plan["codec"], seconds=plan["clip_seconds"])
-        index = ClipIndex(clip)
+        clip = load_clip(
+            plan["clip_dir"],
+            plan["codec"],
+            seconds=plan["clip_seconds"],
+            bitrate=plan.get("clip_bitrate", 600_000),
+            size=tuple(plan.get("clip_size", (640, 480))),  # type: ignore[arg-type]
+            fps=plan.get("clip_fps", 30),
+        )
+        variants = load_key_variants(plan["clip_dir"], clip) if plan.get("key_variants") else None
+        index = ClipIndex(clip, variants)
         ice = tuple(plan["ice_host_addresses"])
         self.bots = [
             Bot(
@@ -60,9 +74,13 @@ class Worker:
                 clip,
                 index,
                 ice_host_addresses=ice,
+                variants=variants,
+                last_n=plan.get("last_n"),
+                audio_level=plan.get("audio_level", MIC_LEVEL),
             )
             for b in plan["bots"]
         ]
+        self.by_number = {bot.number: bot for bot in self.bots}
         self.join_at = {b["number"]: float(b["join_at"]) for b in plan["bots"]}
         self.loop_lag = Histogram()
         self._tasks: list[asyncio.Task[None]] = []
@@ -77,7 +95,11 @@ class Worker:
             while line := await commands.readline():
                 command = json.loads(line)
                 if command["cmd"] == "window":
-                    emit(await self._window(command["id"], float(command["seconds"])))
+                    self._tasks.append(asyncio.create_task(self._emit_window(command)))
+                elif command["cmd"] == "turn":
+                    self._at(command["at"], self._turn, command)
+                elif command["cmd"] == "level":
+                    self._at(command["at"], self._level, command)
                 elif command["cmd"] == "stop":
                     break
         finally:
@@ -86,6 +108,24 @@ class Worker:
             await asyncio.gather(*joins, *self._tasks, return_exceptions=True)
             emit(self._final())
             await asyncio.gather(*(bot.leave() for bot in self.bots), return_exceptions=True)
+
+    async def _emit_window(self, command: dict[str, Any]) -> None:
+        emit(await self._window(command["id"], float(command["seconds"])))
+
+    def _at(self, wall: float, action: Any, command: dict[str, Any]) -> None:
+        """Run `action(command)` at wall-clock time `wall` (now if it is past)."""
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(0.0, wall - time.time()), action, command)
+
+    def _turn(self, command: dict[str, Any]) -> None:
+        for bot in self.bots:
+            if bot.joined_at is not None:
+                bot.turn(command["id"], command["speaker"], command["loud"], command["quiet"])
+
+    def _level(self, command: dict[str, Any]) -> None:
+        bot = self.by_number.get(command["bot"])
+        if bot is not None:
+            bot.set_level(command["level"])
 
     async def _join(self, bot: Bot) -> None:
         await asyncio.sleep(max(0.0, self.join_at[bot.number] - time.time()))
@@ -102,6 +142,8 @@ class Worker:
                 "participant_id": bot.participant_id,
                 "join_started_at": bot.join_started_at,
                 "joined_at": bot.joined_at,
+                "audio_streams": bot.audio_streams_limit,
+                "receive_error": bot.receive_error,
             }
         )
 
@@ -139,14 +181,19 @@ class Worker:
             previous, cpu, t = current, now_cpu, now
 
     def _counts(self) -> dict[tuple[int, str, str], tuple[int, str]]:
-        return {
-            (bot.number, stream.publisher, stream.source): (stream.frames, stream.kind)
-            for bot in self.bots
-            for probe in bot.probes
-            for stream in probe.streams.values()
-        }
+        """Frames per (bot, publisher, source), summed over the slots that carried it."""
+        counts: dict[tuple[int, str, str], tuple[int, str]] = {}
+        for bot in self.bots:
+            for probe in bot.probes:
+                for stream in probe.streams.values():
+                    key = (bot.number, stream.publisher, stream.source)
+                    frames = counts.get(key, (0, ""))[0] + stream.frames
+                    counts[key] = (frames, stream.kind)
+        return counts
 
     async def _window(self, window_id: int, seconds: float) -> dict[str, Any]:
+        for bot in self.bots:
+            bot.reset_window()
         before = [bot.snapshot() for bot in self.bots]
         lag_before = self.loop_lag.copy()
         cpu0, t0, wall0 = time.process_time(), time.monotonic(), time.time()
@@ -165,6 +212,9 @@ class Worker:
                     "participant_id": new["participant_id"],
                     "video_frames_sent": new["video_frames_sent"] - old["video_frames_sent"],
                     "audio_packets_sent": new["audio_packets_sent"] - old["audio_packets_sent"],
+                    "keyframes_answered": new["keyframes_answered"] - old["keyframes_answered"],
+                    "remaps": new["remaps"] - old["remaps"],
+                    "video_busy_max": new["video_busy_max"],
                     "send_lag_ms": lag.summary(),
                 }
             )
@@ -203,14 +253,13 @@ class Worker:
         first_frames = [
             {
                 "subscriber": bot.participant_id,
-                "publisher": stream.publisher,
-                "source": stream.source,
-                "kind": stream.kind,
-                "first_frame_at": stream.first_frame_at,
+                "publisher": stream["publisher"],
+                "source": stream["source"],
+                "kind": stream["kind"],
+                "first_frame_at": stream["first_frame_at"],
             }
             for bot in self.bots
-            for probe in bot.probes
-            for stream in probe.streams.values()
+            for stream in bot.snapshot()["streams"]
         ]
         decoded: list[dict[str, Any]] = []
         if self.plan.get("decode_sample") and self.bots:
@@ -219,7 +268,13 @@ class Worker:
             except Exception as exc:
                 log.warning("decoding the sample failed: %s", exc)
                 decoded = [{"subscriber": self.bots[0].participant_id, "error": str(exc)}]
-        return {"event": "final", "first_frames": first_frames, "decoded": decoded}
+        return {
+            "event": "final",
+            "first_frames": first_frames,
+            "decoded": decoded,
+            "switches": [record for bot in self.bots for record in bot.switch_records()],
+            "raised": [record for bot in self.bots for record in bot.raised],
+        }
 
 
 async def _main() -> None:
