@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from client.loadtest import procstat
 from client.loadtest.accounts import Api, ApiError, create_bot_accounts
@@ -405,7 +405,18 @@ def relay_supported() -> str | None:
 # ------------------------------------------------------------------------ output
 
 
-def machine_info(opts: Options) -> dict[str, Any]:
+class Pinning(Protocol):
+    """Where the server and the bots run (bench.capacity's and bench.large's options)."""
+
+    @property
+    def pin(self) -> bool: ...
+    @property
+    def server_cpu(self) -> int: ...
+    @property
+    def bots_cpu(self) -> int: ...
+
+
+def machine_info(opts: Pinning) -> dict[str, Any]:
     import aiortc
 
     model = ""

@@ -340,6 +340,7 @@ async def _measure(plan: Plan, args: argparse.Namespace, display: ProgressLine) 
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        await speaking.settle()
         display.set_phase("leaving")
         finals = await test.stop()
     report = build_report(windows, joined, finals, last_n=plan.last_n, turns=speaking.records)

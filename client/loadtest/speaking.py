@@ -38,6 +38,7 @@ QUIET_LEVEL = 90  # -90 dBov: a quiet room; the server counts < 60 as voice
 LOUD_LEVEL = 20  # -20 dBov: someone talking
 SEND_AHEAD_S = 0.5  # turns are sent this long before they start (workers wait for `at`)
 CONTROL_POLL_S = 0.05
+SETTLE_S = 2.0  # after the last turn, how long its switch may take before figures are read
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ class Speaking:
         self.records.append(record)
         log.info("turn %d: %s speaks at %.3f", self._ids, record["bot"] or "nobody", at)
         return record
+
+    async def settle(self) -> None:
+        """Wait until the latest turn is SETTLE_S old, so that its switch can complete
+        before the bots are stopped and their records read."""
+        latest = max((r["at"] for r in self.records), default=0.0)
+        await asyncio.sleep(max(0.0, latest + SETTLE_S - time.time()))
 
     async def play(self, turns: Sequence[Turn], start: float) -> None:
         """Play `turns` (seconds after wall-clock `start`); returns after the last is sent."""
