@@ -443,11 +443,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     header = (
         f"{'clip':<12}{'K':>3} {'srv CPU%':>8} {'%/person':>8} {'fwd str':>7} {'%/stream':>8} "
         f"{'us/pkt':>6} {'fps mean':>8} {'fps min':>7} {'worst':>6} {'audio':>5} "
-        f"{'sw p50 s':>8} {'sw p95 s':>8} {'first s':>7} {'bots%':>6}  flags"
+        f"{'sw p50 s':>8} {'sw p95 s':>8} {'remap95':>7} {'first s':>7} {'bots%':>6}  flags"
     )
     lines = [header, "-" * len(header)]
     for f in rows:
         switch = (f["speaker_switch"] or {}).get("switch_s", {})
+        remapped = (f["speaker_switch"] or {}).get("remapped_subscriber_s", {})
         first = f["join_to_first_frame_s"] or {}
         ratio = f["video_ratio_min"]
         lines.append(
@@ -461,6 +462,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{_f(None if ratio is None else ratio * 100, '.0f'):>5}% "
             f"{_f(f['audio_streams_per_bot']):>5} "
             f"{_f(switch.get('p50'), '.3f'):>8} {_f(switch.get('p95'), '.3f'):>8} "
+            f"{_f(remapped.get('p95'), '.3f'):>7} "
             f"{_f(first.get('median'), '.2f'):>7} {_f(f['bots_cpu_percent']):>6}  "
             f"{', '.join(f['flags'])}"
         )
@@ -480,7 +482,9 @@ def summary(result: dict[str, Any]) -> str:
         "fwd str: the server's forwarded streams (media-stats, audio + video slots carrying "
         "someone); fps: received per selected stream, mean over bots and the worst bot; "
         "worst: the worst bot's frames / frames sent while selected; audio: microphones per "
-        "bot; sw: speaker switch until every other bot had the speaker's video",
+        "bot; sw: speaker switch until every other bot had the speaker's video (about one "
+        "frame when everyone already receives everyone: K - 1 <= last_n); remap95: p95 per "
+        "bot that had to get the speaker on a slot first",
     ]
     for clip in ("main", "light"):
         mine = [r for r in rows if r["clip"] == clip and r["server_cpu_per_participant_percent"]]

@@ -42,6 +42,7 @@ class Plan:
     key_variants: bool = True  # answer keyframe requests with a keyframe (media.KeyVariants)
     last_n: int | None = None  # send `receive` {last_n, visible: null} right after joining
     audio_level: int = MIC_LEVEL  # every microphone's level until a speaking turn changes it
+    event_loop: str = "uvloop"  # or "asyncio" (the bots' processes)
 
 
 @dataclass
@@ -128,6 +129,7 @@ class LoadTest:
                 sys.executable,
                 "-m",
                 "client.loadtest.worker",
+                plan.event_loop,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=64 * 1024 * 1024,

@@ -2,6 +2,7 @@
 
 Protocol with the coordinating process (`runner.py`), one JSON object per line:
 
+* argv: `uvloop` (the default) or `asyncio`, the event loop to run the bots on.
 * stdin, first line: the plan (`base_url`, `room_id`, `bots: [{number, token, join_at}]`,
   `clip_dir`, `clip_seconds`, `clip_size`, `clip_fps`, `clip_bitrate`, `codec`,
   `key_variants`, `last_n`, `audio_level`, `ice_host_addresses`, `decode_sample`, `cpus`,
@@ -22,6 +23,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from client.media import MIC_LEVEL
@@ -292,9 +294,26 @@ async def _main() -> None:
     await Worker(plan).run(reader)
 
 
+def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop unless told otherwise (and when installed): the bots spend much of their time
+    in the event loop (one paced sleep per packet sent, one wake-up per datagram)."""
+    if kind != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
 def main() -> None:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main())
+    kind = sys.argv[1] if len(sys.argv) > 1 else "uvloop"
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=_loop_factory(kind)) as runner,
+    ):
+        runner.run(_main())
 
 
 if __name__ == "__main__":
