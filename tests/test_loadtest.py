@@ -160,6 +160,52 @@ def test_capacity_bench_smoke(tmp_path: Path, clip_dir: Path) -> None:
     assert "bench.capacity" in out["command"]
 
 
+def test_large_bench_smoke(tmp_path: Path, clip_dir: Path) -> None:
+    """bench.large at K = 3 with last_n 1 for a two-second window, as JSON."""
+    result = _run(
+        [
+            "-m",
+            "bench.large",
+            "--ks",
+            "3",
+            "--light-ks",
+            "",
+            "--last-n",
+            "1",
+            "--speak-every",
+            "1",
+            "--window",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--quiet-wait",
+            "0",
+            "--no-pin",
+            "--json",
+            "--clip-dir",
+            str(clip_dir),
+            "--data-dir",
+            str(tmp_path / "bench"),
+        ],
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    (point,) = out["points"]
+    assert point["k"] == 3 and point["last_n"] == 1 and point["error"] is None
+    assert point["clip_format"] == "640x480@30"
+    assert point["server_cpu_percent"] is not None and point["forwarded_streams"] > 0
+    assert point["server_cpu_per_participant_percent"] is not None
+    assert point["video_fps_per_selected_stream_mean"] > 0
+    assert point["video_ratio_min"] is not None
+    assert point["speaker_switch"]["turns"] >= 1
+    assert point["bots_cpu_percent"] is not None
+    assert out["settings"]["last_n"] == 1 and out["settings"]["audio_streams"] == 3
+    assert "bench.large" in out["command"]
+
+
 def test_capacity_bench_server_options(tmp_path: Path) -> None:
     _, opts = parse(
         ["--server-source", str(tmp_path), "--server-env", "TERTULIA_EVENT_LOOP=asyncio"]
