@@ -3,11 +3,14 @@
 from rtp.aiortc_hooks import self_check as check_media_stack
 
 from .api import (
+    MAX_LAST_N,
+    MAX_PINNED,
     AiortcCompatibilityError,
     IceServer,
     MediaEvents,
     MediaSettings,
     NegotiationError,
+    ReceivePolicy,
     RecordingError,
     SlotAssignment,
     Source,
@@ -16,12 +19,15 @@ from .recording import RecordedTrack, RecordingEvents, RecordingSummary, TrackSu
 from .server import MediaServer
 
 __all__ = [
+    "MAX_LAST_N",
+    "MAX_PINNED",
     "AiortcCompatibilityError",
     "IceServer",
     "MediaEvents",
     "MediaServer",
     "MediaSettings",
     "NegotiationError",
+    "ReceivePolicy",
     "RecordedTrack",
     "RecordingError",
     "RecordingEvents",

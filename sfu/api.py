@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from rtp.aiortc_hooks import AiortcCompatibilityError
@@ -16,6 +17,7 @@ __all__ = [
     "MediaEvents",
     "MediaSettings",
     "NegotiationError",
+    "ReceivePolicy",
     "RecordingError",
     "SlotAssignment",
     "Source",
@@ -42,6 +44,29 @@ class MediaSettings:
     # "relay" replaces forwarding with aiortc's MediaRelay (decode + re-encode per
     # subscriber): a baseline for the capacity benchmark only, never for real meetings.
     forwarding: Literal["encoded", "relay"] = "encoded"
+    default_last_n: int = 20  # video streams a receiver gets until it says otherwise
+    audio_streams: int = 3  # M: microphones forwarded to a receiver (the loudest), + pinned
+
+
+MAX_LAST_N = 25
+MAX_PINNED = 25
+
+
+@dataclass(frozen=True)
+class ReceivePolicy:
+    """What one receiver wants forwarded (the protocol's `receive` message; see
+    docs/protocol.md). `visible` None: anyone may be forwarded, picked by who speaks."""
+
+    last_n: int = 20
+    visible: tuple[str, ...] | None = None
+    pinned: tuple[str, ...] = ()
+    on_stage: tuple[str, ...] = ()
+    max_height: Mapping[str, int] = field(default_factory=dict)
+    default_max_height: int = 2160
+    screens: bool = True
+
+    def height(self, participant_id: str) -> int:
+        return self.max_height.get(participant_id, self.default_max_height)
 
 
 class MediaEvents(Protocol):
@@ -59,6 +84,9 @@ class MediaEvents(Protocol):
 
     async def connection_lost(self, reason: str) -> None:
         """ICE/DTLS failed or was closed by the remote side."""
+
+    async def speakers_changed(self, dominant: str | None, recent: list[str]) -> None:
+        """The room's dominant speaker, or the order of its recent speakers, changed."""
 
 
 class NegotiationError(Exception):

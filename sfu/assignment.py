@@ -1,10 +1,14 @@
-"""Which publication each receive slot of a subscriber carries: a pure function.
+"""What each receiver is sent, and which of its receive slots carries what: pure functions.
+
+`choose` ranks what a receiver should get from its receive policy and who is speaking;
+`plan_slots` maps that onto the receiver's slots.
 
 Slots are reused, never removed (aiortc cannot remove an m-line), so the plan keeps what is
 still wanted where it is, frees what is not, puts each newly wanted publication on the
-first idle slot of its kind (in m-line order) and counts what did not fit. Nothing here
-touches media, so it is tested on its own (tests/sfu/test_assignment.py) and the same
-function will rank and cap what a receiver is sent in large meetings.
+first idle slot of its kind (in m-line order) and counts what did not fit. Because `choose`
+caps what is wanted (last_n videos, M + pinned microphones), a receiver's slots stay
+bounded however large the meeting. Nothing here touches media, so both are tested on their
+own (tests/sfu/test_assignment.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from rtp.types import Kind
+from rtp.types import SOURCE_KIND, Kind, Source
+
+from .api import ReceivePolicy
 
 K = TypeVar("K", bound=Hashable)
 
@@ -60,3 +66,66 @@ def plan_slots(slots: Sequence[SlotState[K]], wanted: Sequence[tuple[K, Kind]]) 
         else:
             plan.missing[kind] += 1
     return plan
+
+
+@dataclass(frozen=True)
+class Offer(Generic[K]):
+    """A publication a receiver could be sent: its key and whose, which source."""
+
+    key: K
+    participant_id: str
+    source: Source
+
+
+def choose(
+    receiver: str,
+    policy: ReceivePolicy,
+    offered: Sequence[Offer[K]],
+    *,
+    recent: Sequence[str] = (),
+    audible: Sequence[str] = (),
+    audio_streams: int = 3,
+) -> list[tuple[K, Kind]]:
+    """What `receiver` should be sent, in order of preference (video, then audio).
+
+    Video: the candidates are everyone (`policy.visible` None) or the visible, pinned and
+    on-stage participants, minus those drawn at height 0; they are ranked screen shares
+    first (when `policy.screens`), then pinned, then on stage, then the recent speakers
+    (most recent first), then the rest (in `visible` order, else in `offered` order), and
+    the first `policy.last_n` are chosen. Audio: the pinned participants' microphones and
+    the first `audio_streams` of the others who are `audible` (in that order).
+    """
+    others = [o for o in offered if o.participant_id != receiver]
+    pinned = {pid: i for i, pid in enumerate(policy.pinned)}
+    on_stage = {pid: i for i, pid in enumerate(policy.on_stage)}
+    spoke = {pid: i for i, pid in enumerate(recent)}
+    shown = None if policy.visible is None else {pid: i for i, pid in enumerate(policy.visible)}
+    order = {o.key: i for i, o in enumerate(others)}
+
+    def rank(o: Offer[K]) -> tuple[int, int]:
+        pid = o.participant_id
+        if o.source == "screen" and policy.screens:
+            return (0, order[o.key])
+        if pid in pinned:
+            return (1, pinned[pid])
+        if pid in on_stage:
+            return (2, on_stage[pid])
+        if pid in spoke:
+            return (3, spoke[pid])
+        return (4, shown[pid] if shown is not None else order[o.key])
+
+    def candidate(o: Offer[K]) -> bool:
+        pid = o.participant_id
+        if policy.height(pid) <= 0:
+            return False
+        if shown is None or pid in shown or pid in pinned or pid in on_stage:
+            return True
+        return o.source == "screen" and policy.screens
+
+    videos = sorted((o for o in others if o.source != "microphone" and candidate(o)), key=rank)[
+        : policy.last_n
+    ]
+    mics = {o.participant_id: o for o in others if o.source == "microphone"}
+    heard = [mics[pid] for pid in policy.pinned if pid in mics]
+    heard += [mics[pid] for pid in audible if pid in mics and pid not in pinned][:audio_streams]
+    return [(o.key, SOURCE_KIND[o.source]) for o in (*videos, *heard)]

@@ -106,6 +106,8 @@ class Publication:
         self.outputs: set[SlotTrack] = set()
         self.frame_outputs: set[FrameSink] = set()
         self.media_ssrc: int | None = None
+        # where a microphone's RFC 6464 levels go (the room's speaker detector)
+        self.level_sink: Callable[[str, int], None] | None = None
         self.closed = False
         self._framer: AudioFramer | VideoFramer | None = None
         # aiortc routes an unknown SSRC by payload type to any receiver using it: accept one
@@ -125,16 +127,19 @@ class Publication:
         counters.frames_in += packet.marker if self.kind == "video" else 1
         if self.closed:
             return
+        level = None
+        if self.kind == "audio":
+            vad_level = packet.extensions.audio_level
+            if vad_level is not None:
+                level = (vad_level[0] << 7) | vad_level[1]  # the byte as forwarded
+                if self.level_sink is not None:
+                    self.level_sink(self.participant_id, vad_level[1])
         if self.outputs:
             ntp = aiortc_hooks.ntp_now()
             abs_time = aiortc_hooks.abs_send_time(ntp)
-            if self.kind == "video":
-                keyframe = packet_starts_keyframe(self.video_codec, packet.payload)
-                level = None
-            else:
-                keyframe = False
-                vad_level = packet.extensions.audio_level
-                level = None if vad_level is None else (vad_level[0] << 7) | vad_level[1]
+            keyframe = self.kind == "video" and packet_starts_keyframe(
+                self.video_codec, packet.payload
+            )
             for output in self.outputs:
                 output.forward(packet, keyframe, ntp, abs_time, level)
         if self._framer is not None:

@@ -12,7 +12,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver, RTCSess
 from rtp import aiortc_hooks
 from rtp.types import SOURCE_KIND, Kind, SlotAssignment, Source
 
-from .api import MediaEvents, MediaSettings, NegotiationError
+from .api import MediaEvents, MediaSettings, NegotiationError, ReceivePolicy
 from .assignment import SlotState, plan_slots
 from .forwarding import Publication, Slot
 from .ice import announce_address, rtc_configuration
@@ -79,6 +79,7 @@ class Participant:
         # receive slots asked for with `renegotiate` and not yet seen in an offer: an offer
         # that crossed the request on the wire does not make the server ask twice
         self.requested: dict[Kind, int] = {"audio": 0, "video": 0}
+        self.policy = ReceivePolicy(last_n=settings.default_last_n)  # until it says otherwise
         self.last_slots_sent: list[SlotAssignment] | None = None
         self._transceivers: dict[str, RTCRtpTransceiver] = {}
         self._pump = _EventPump(events, participant_id)
@@ -199,8 +200,8 @@ class Participant:
 
     def _ask_for_slots(self, missing: dict[Kind, int]) -> None:
         more = {k: max(0, missing[k] - self.requested[k]) for k in missing}
-        if self.pc is None or not (more["audio"] or more["video"]):
-            return
+        if not (more["audio"] or more["video"]):
+            return  # (also before the first offer: a listener with no camera nor microphone)
         self.requested = {k: self.requested[k] + more[k] for k in more}
         total = {k: self.slot_count(k) + self.requested[k] for k in more}
         self.emit("renegotiate", more["audio"], more["video"], total["audio"], total["video"])

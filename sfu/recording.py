@@ -65,6 +65,10 @@ class RecordingEvents(Protocol):
 
     async def track_started(self, track: RecordedTrack) -> None: ...
 
+    async def speaker_changed(self, participant_id: str | None, offset: float) -> None:
+        """The dominant speaker at `offset` seconds into the recording (the timeline the
+        recordings page and the composer use)."""
+
     async def failed(self, reason: str) -> None: ...
 
 
@@ -251,6 +255,10 @@ class RoomRecording:
 
     def announce(self, track: RecordedTrack) -> None:
         self._run(self.events.track_started(track))
+
+    def speaker_changed(self, participant_id: str | None) -> None:
+        offset = round(time.monotonic() - self.started_monotonic, 3)
+        self._run(self.events.speaker_changed(participant_id, offset))
 
     def _writer_failed(self, reason: str) -> None:
         # called from the writer thread

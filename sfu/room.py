@@ -1,19 +1,29 @@
-"""A room of the media server: its participants and, while recorded, its recorder."""
+"""A room of the media server: its participants, who is speaking, and its recorder."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
+from .api import MediaSettings
+from .assignment import Offer, choose
 from .forwarding import Publication
 from .participant import Participant
 from .recording import RoomRecording
+from .speakers import SpeakerDetector, SpeakerState
 
 
 @dataclass
 class Room:
     room_id: str
+    settings: MediaSettings = field(default_factory=MediaSettings)
     participants: dict[str, Participant] = field(default_factory=dict)
     recording: RoomRecording | None = None
+
+    def __post_init__(self) -> None:
+        self.speakers: SpeakerDetector[str] = SpeakerDetector(self._speakers_changed)
+        self._reconcile_soon: asyncio.Handle | None = None
+        self._announced: tuple[str | None, tuple[str, ...]] = (None, ())
 
     def live(self) -> list[Participant]:
         return [p for p in self.participants.values() if not p.closed]
@@ -22,10 +32,47 @@ class Room:
         return [pub for p in self.live() for pub in p.publications.values() if not pub.closed]
 
     def reconcile(self) -> None:
-        """After anything changed (an offer, someone leaving): the recorder records every
-        publication, and every participant receives everyone else's."""
+        """After anything changed (an offer, someone leaving or speaking, a receive policy):
+        the recorder records every publication, and each participant gets what its receive
+        policy and the room's speakers choose (`sfu.assignment.choose`)."""
+        self._reconcile_soon = None
         publications = self.publications()
+        for publication in publications:
+            publication.level_sink = self.speakers.level if publication.kind == "audio" else None
         if self.recording is not None:
             self.recording.sync(publications)
+        offered = [Offer(p, p.participant_id, p.source) for p in publications]
+        state = self.speakers.state
+        # a microphone without audio levels (a client that sends none, or the relay baseline,
+        # which does not read packets) cannot be ranked: it is heard after those that can
+        unmeasured = tuple(
+            p.participant_id
+            for p in publications
+            if p.kind == "audio" and not self.speakers.measured(p.participant_id)
+        )
         for subscriber in self.live():
-            subscriber.receive([p for p in publications if p.participant_id != subscriber.id])
+            wanted = choose(
+                subscriber.id,
+                subscriber.policy,
+                offered,
+                recent=state.recent,
+                audible=state.audible + unmeasured,
+                audio_streams=self.settings.audio_streams,
+            )
+            subscriber.receive([publication for publication, _ in wanted])
+
+    def forget_speaker(self, participant_id: str) -> None:
+        self.speakers.forget(participant_id)
+
+    def _speakers_changed(self, state: SpeakerState[str]) -> None:
+        """From the packet path: tell everyone and the recorder when the dominant speaker
+        or the recent ones change; re-plan who gets what once this packet is through."""
+        announced = (state.dominant, state.recent)
+        if announced != self._announced:
+            self._announced = announced
+            for participant in self.live():
+                participant.emit("speakers_changed", state.dominant, list(state.recent))
+            if self.recording is not None:
+                self.recording.speaker_changed(state.dominant)
+        if self._reconcile_soon is None:
+            self._reconcile_soon = asyncio.get_running_loop().call_soon(self.reconcile)

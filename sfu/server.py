@@ -10,12 +10,20 @@ from typing import Any
 
 from rtp import aiortc_hooks
 
-from .api import MediaEvents, MediaSettings, NegotiationError, RecordingError, Source
+from .api import (
+    MediaEvents,
+    MediaSettings,
+    NegotiationError,
+    ReceivePolicy,
+    RecordingError,
+    Source,
+)
 from .forwarding import Counters
 from .participant import Participant
 from .recording import RecordingEvents, RecordingSummary, RoomRecording
 from .relay_baseline import RelayForwarding
 from .room import Room
+from .speakers import SpeakerState
 from .strategies import EncodedForwarding, ForwardingFactory
 
 logger = logging.getLogger(__name__)
@@ -45,7 +53,7 @@ class MediaServer:
         room = self._rooms.get(room_id)
         if room is not None and participant_id in room.participants:
             await self.leave(room_id, participant_id)
-        room = self._rooms.setdefault(room_id, Room(room_id))
+        room = self._room(room_id)
         forwarding = self._forwarding(participant_id, self.counters, self.settings.video_codec)
         room.participants[participant_id] = Participant(
             room_id, participant_id, events, self.settings, forwarding, self._lost
@@ -78,9 +86,24 @@ class MediaServer:
         if room is None or participant is None:
             return
         self._forget_if_empty(room)
+        room.forget_speaker(participant_id)
         await participant.close()
         room.reconcile()
         logger.info("participant %s left room %s", participant_id, room_id)
+
+    def set_receive(self, room_id: str, participant_id: str, policy: ReceivePolicy) -> None:
+        """What the participant wants forwarded from now on (the protocol's `receive`)."""
+        room = self._rooms.get(room_id)
+        participant = room.participants.get(participant_id) if room else None
+        if room is None or participant is None:
+            raise NegotiationError("not-joined", f"{participant_id} is not in room {room_id}")
+        participant.policy = policy
+        room.reconcile()
+
+    def speakers(self, room_id: str) -> SpeakerState[str]:
+        """Who is speaking in the room (dominant, recent, audible)."""
+        room = self._rooms.get(room_id)
+        return room.speakers.state if room else SpeakerState()
 
     async def close_room(self, room_id: str) -> None:
         room = self._rooms.get(room_id)
@@ -90,11 +113,13 @@ class MediaServer:
     # ------------------------------------------------------------ recording
     def start_recording(self, room_id: str, directory: Path, events: RecordingEvents) -> None:
         """Record every track published in the room, now and until stop_recording()."""
-        room = self._rooms.setdefault(room_id, Room(room_id))
+        room = self._room(room_id)
         if room.recording is not None:
             raise RecordingError("this room is already being recorded")
         room.recording = RoomRecording(directory, events, self.settings.video_codec)
         room.recording.sync(room.publications())
+        if room.speakers.state.dominant is not None:
+            room.recording.speaker_changed(room.speakers.state.dominant)
 
     def is_recording(self, room_id: str) -> bool:
         room = self._rooms.get(room_id)
@@ -150,6 +175,12 @@ class MediaServer:
         return participant.slot_assignments() if participant else []
 
     # ------------------------------------------------------------ internals
+    def _room(self, room_id: str) -> Room:
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = self._rooms[room_id] = Room(room_id, self.settings)
+        return room
+
     def _forget_if_empty(self, room: Room) -> None:
         """A room lives while someone is in it or it is being recorded."""
         if not room.participants and room.recording is None:

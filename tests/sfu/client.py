@@ -39,6 +39,7 @@ class ClientPeer:
     audio_level: int = MIC_LEVEL
     persona: Persona | None = None  # who this peer plays (`person`), for the checks
     lost: list[str] = field(default_factory=list)
+    speaker_events: list[tuple[str | None, list[str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.media = MediaPeer(
@@ -63,6 +64,9 @@ class ClientPeer:
 
     async def connection_lost(self, reason: str) -> None:
         self.lost.append(reason)
+
+    async def speakers_changed(self, dominant: str | None, recent: list[str]) -> None:
+        self.speaker_events.append((dominant, recent))
 
     # -- browser behaviour -----------------------------------------------------------
     @property

@@ -21,9 +21,13 @@ class Manifest:
     def __init__(self) -> None:
         self.started: list[RecordedTrack] = []
         self.failures: list[str] = []
+        self.speakers: list[tuple[str | None, float]] = []
 
     async def track_started(self, track: RecordedTrack) -> None:
         self.started.append(track)
+
+    async def speaker_changed(self, participant_id: str | None, offset: float) -> None:
+        self.speakers.append((participant_id, offset))
 
     async def failed(self, reason: str) -> None:
         self.failures.append(reason)
@@ -67,6 +71,10 @@ async def test_records_every_track_with_offsets(server, clip, tmp_path):
         f"{p}-{s}-1.webm" for p in ("a", "b", "late") for s in ("microphone", "camera")
     }
     assert {t.name for t in manifest.started} == set(by_name)
+    # the speakers' timeline: everyone here talks (their microphones are voiced)
+    assert manifest.speakers and all(0 <= at < 7 for _, at in manifest.speakers)
+    speakers = {who for who, _ in manifest.speakers} - {None}  # None: the speaker left
+    assert speakers and speakers <= {"a", "b", "late"}
     for name, track in by_name.items():
         path = tmp_path / "rec" / name
         frames, size, span = decode(path)

@@ -132,6 +132,9 @@ class _NoEvents:
     async def connection_lost(self, reason: str) -> None:
         pass
 
+    async def speakers_changed(self, dominant: str | None, recent: list) -> None:
+        pass
+
 
 async def test_bad_offers_fail_cleanly_and_spare_others(server, cast):
     clients = await _mesh(server, cast, 2)
