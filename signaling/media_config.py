@@ -28,6 +28,8 @@ def media_settings(settings: Settings) -> MediaSettings:
         ice_servers=ice_servers(settings),
         video_codec=settings.video_codec,
         forwarding=settings.forwarding,
+        default_last_n=settings.last_n,
+        audio_streams=settings.audio_streams,
     )
 
 

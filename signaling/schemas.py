@@ -334,8 +334,16 @@ class RecordingOut(BaseModel):
     participants: list[str]
 
 
+class RecordingSpeakerOut(Response):
+    at_seconds: float  # from the recording's start; dominant until the next entry
+    participant_id: str
+    user_id: int | None
+    display_name: str
+
+
 class RecordingDetail(RecordingOut):
     tracks: list[RecordingTrackOut]
+    speakers: list[RecordingSpeakerOut]  # the dominant speaker's timeline
 
 
 class RecordingPage(Page[RecordingOut]):

@@ -175,6 +175,9 @@ class Recording(Base):
     tracks: Mapped[list[RecordingTrack]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="RecordingTrack.id"
     )
+    speakers: Mapped[list[RecordingSpeaker]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="RecordingSpeaker.at_seconds"
+    )
 
 
 class RecordingTrack(Base):
@@ -201,6 +204,22 @@ class RecordingTrack(Base):
     start_offset: Mapped[float] = mapped_column(Float)
     duration_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RecordingSpeaker(Base):
+    """The dominant speaker from `at_seconds` into the recording until the next row."""
+
+    __tablename__ = "recording_speakers"
+    __table_args__ = (Index("ix_recording_speakers_recording_id", "recording_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"))
+    at_seconds: Mapped[float] = mapped_column(Float)
+    participant_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    display_name: Mapped[str] = mapped_column(String(100))
 
 
 class AuditEvent(Base):

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Meeting, Recording, RecordingTrack
+from storage.models import Meeting, Recording, RecordingSpeaker, RecordingTrack
 
 
 async def create_recording(
@@ -28,6 +28,11 @@ async def add_track(session: AsyncSession, recording_id: int, **fields: Any) -> 
     session.add(track)
     await session.flush()
     return track
+
+
+async def add_speaker(session: AsyncSession, recording_id: int, **fields: Any) -> None:
+    session.add(RecordingSpeaker(recording_id=recording_id, **fields))
+    await session.flush()
 
 
 async def get_recording(session: AsyncSession, recording_id: int) -> Recording | None:

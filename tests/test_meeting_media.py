@@ -218,3 +218,54 @@ async def test_meeting_end_closes_every_peer_connection(api, meeting, people, ma
     assert await b.signaling.wait_closed() == CloseCode.MEETING_ENDED
     await eventually(lambda: api.app[LIVE].media.stats()["peer_connections"] == 0, 8, "PCs closed")
     assert api.app[LIVE].rooms == {}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_receive_and_active_speaker_over_the_socket(api, meeting, people, make_user):
+    host, room = meeting
+    a = await people(host, room)
+    b = await people(await make_user(), room)
+    c = await people(await make_user(), room)
+    assert a.signaling.welcome["limits"]["audio_streams"] == 3
+    assert c.signaling.welcome["speakers"].keys() == {"participant_id", "recent"}
+    await eventually(
+        lambda: receives_all(a, [b, c]), 20, "a to receive b and c", lambda: a.peer.slots
+    )
+    # everyone talks (their levels are voiced): someone becomes the dominant speaker
+    spoken = await a.signaling.wait_for("active-speaker", timeout=10)
+    assert spoken["participant_id"] in {b.participant_id, c.participant_id, a.participant_id}
+
+    # a gallery page that shows only c
+    await a.signaling.send(
+        {"type": "receive", "last_n": 4, "visible": [c.participant_id], "max_height": {}}
+    )
+    await eventually(
+        lambda: (
+            {(s.participant_id, s.source) for s in a.peer.slots if s.kind == "video"}
+            & {(b.participant_id, "camera"), (c.participant_id, "camera")}
+            == {(c.participant_id, "camera")}
+        ),
+        10,
+        "only c's camera",
+        lambda: a.peer.slots,
+    )
+    # a hidden tab: audio only
+    await a.signaling.send({"type": "receive", "last_n": 0})
+    await eventually(
+        lambda: not any(s.participant_id for s in a.peer.slots if s.kind == "video"),
+        10,
+        "no video",
+        lambda: a.peer.slots,
+    )
+    assert any(s.participant_id for s in a.peer.slots if s.kind == "audio")
+    for bad in (
+        {"type": "receive", "last_n": 26},
+        {"type": "receive", "last_n": "9"},
+        {"type": "receive", "visible": "everyone"},
+        {"type": "receive", "max_height": {"p-x": -1}},
+        {"type": "receive", "pinned": ["p"] * 26},
+        {"type": "receive", "sideways": True},
+    ):
+        with pytest.raises(SignalingError) as refused:
+            await a.signaling.request(bad, "tracks")
+        assert refused.value.code == "invalid-message", bad

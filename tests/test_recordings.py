@@ -91,6 +91,12 @@ async def test_record_three_people_and_compose(api, make_user, people, database,
     assert status == 200 and detail["state"] == "ready", detail
     assert 9.5 < detail["duration_seconds"] < 12
     tracks = {(t["participant_id"], t["source"]): t for t in detail["tracks"]}
+    # who spoke when: the dominant speaker's timeline (everyone's microphone is voiced here)
+    assert detail["speakers"], "no speaker on the timeline"
+    assert {sp["participant_id"] for sp in detail["speakers"]} <= {
+        p.participant_id for p in (a, b, c)
+    }
+    assert all(0 <= sp["at_seconds"] < 12 for sp in detail["speakers"])
     assert set(tracks) == {
         (p.participant_id, s) for p in (a, b, c) for s in ("microphone", "camera")
     }

@@ -27,6 +27,7 @@ from signaling.schemas import (
     RecordingMeetingOut,
     RecordingOut,
     RecordingPage,
+    RecordingSpeakerOut,
     RecordingStarted,
     RecordingTrackOut,
 )
@@ -178,7 +179,10 @@ async def get_recording(request: web.Request) -> web.Response:
         for t in recording.tracks
     ]
     await _audit(request, user, "view", recording.id, "detail")
-    return json_model(RecordingDetail(**_fields(recording, starter), tracks=tracks))
+    speakers = [RecordingSpeakerOut.model_validate(s) for s in recording.speakers]
+    return json_model(
+        RecordingDetail(**_fields(recording, starter), tracks=tracks, speakers=speakers)
+    )
 
 
 @ROUTES.route(

@@ -97,6 +97,13 @@ class RecordingState(BaseModel):
 class Limits(BaseModel):
     max_message_bytes: int
     chat_max_chars: int
+    max_last_n: int
+    audio_streams: int  # M: how many of the loudest microphones a receiver hears
+
+
+class Speakers(BaseModel):
+    participant_id: str | None  # the dominant speaker
+    recent: list[str]  # most recent first
 
 
 class Slot(BaseModel):
@@ -124,6 +131,7 @@ class Welcome(ServerEvent):
     participants: list[ParticipantInfo]
     chat: list[ChatMessageOut]
     recording: RecordingState
+    speakers: Speakers
     ice_servers: list[dict[str, Any]]
     limits: Limits
 
@@ -193,6 +201,12 @@ class RecordingStopped(ServerEvent):
     recording_id: int
     by: Person | None  # None: the server stopped it (see reason)
     reason: str
+
+
+class ActiveSpeaker(ServerEvent):
+    type: Literal["active-speaker"] = "active-speaker"
+    participant_id: str | None
+    recent: list[str]
 
 
 class ErrorEvent(ServerEvent):

@@ -21,6 +21,7 @@ from rtp.types import SlotAssignment
 from sfu import MediaServer
 
 from .events import (
+    ActiveSpeaker,
     Media,
     MeetingEnded,
     ParticipantInfo,
@@ -125,6 +126,9 @@ class Peer:
     async def connection_lost(self, reason: str) -> None:
         log.info("participant %s lost its media connection: %s", self.participant_id, reason)
         self.close(CloseCode.MEDIA_FAILED, LeaveReason.MEDIA_FAILED)
+
+    async def speakers_changed(self, dominant: str | None, recent: list[str]) -> None:
+        self.send(ActiveSpeaker(participant_id=dominant, recent=recent))
 
 
 @dataclass

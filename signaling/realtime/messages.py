@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from rtp.types import Source
+from sfu import MAX_LAST_N, MAX_PINNED
 
 from .protocol import MAX_SDP_CHARS
 
@@ -50,6 +51,27 @@ class Chat(ClientMessage):
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=NO_NUL)]
 
 
+ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+Height = Annotated[int, Field(ge=0, le=2160)]
+
+
+class Receive(ClientMessage):
+    """What the client wants forwarded; absolute, resent at will (docs/protocol.md)."""
+
+    type: Literal["receive"]
+    last_n: Annotated[int, Field(ge=0, le=MAX_LAST_N)] = 20
+    visible: Annotated[list[ParticipantId], Field(max_length=500)] | None = None
+    pinned: Annotated[list[ParticipantId], Field(max_length=MAX_PINNED)] = Field(
+        default_factory=list
+    )
+    on_stage: Annotated[list[ParticipantId], Field(max_length=500)] = Field(default_factory=list)
+    max_height: Annotated[dict[ParticipantId, Height], Field(max_length=500)] = Field(
+        default_factory=dict
+    )
+    default_max_height: Height = 2160
+    screens: bool = True
+
+
 class Ping(ClientMessage):
     type: Literal["ping"]
 
@@ -71,7 +93,16 @@ class StopRecording(ClientMessage):
 
 
 AnyClientMessage = Annotated[
-    Hello | Offer | MediaState | Chat | Ping | EndMeeting | Leave | StartRecording | StopRecording,
+    Hello
+    | Offer
+    | MediaState
+    | Receive
+    | Chat
+    | Ping
+    | EndMeeting
+    | Leave
+    | StartRecording
+    | StopRecording,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGE = TypeAdapter(AnyClientMessage)
@@ -79,6 +110,7 @@ CLIENT_TYPES = (
     "hello",
     "offer",
     "media-state",
+    "receive",
     "chat",
     "ping",
     "end-meeting",

@@ -15,7 +15,7 @@ import logging
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from sfu import NegotiationError
+from sfu import MAX_LAST_N, NegotiationError, ReceivePolicy
 from signaling.addresses import client_address
 from signaling.auth import user_for_token
 from signaling.errors import ApiError, parse_json
@@ -37,6 +37,7 @@ from .events import (
     ParticipantJoined,
     Pong,
     ServerEvent,
+    Speakers,
     Welcome,
 )
 from .limits import TokenBucket
@@ -52,6 +53,7 @@ from .messages import (
     MediaState,
     Offer,
     Ping,
+    Receive,
     StartRecording,
     StopRecording,
 )
@@ -169,6 +171,7 @@ async def _join(app: web.Application, ws: web.WebSocketResponse, room_id: str) -
     )
     room.peers[peer.participant_id] = peer
     await live.media.join(room_id, peer.participant_id, peer)
+    speakers = live.media.speakers(room_id)
     peer.send(
         Welcome(
             participant_id=peer.participant_id,
@@ -182,8 +185,14 @@ async def _join(app: web.Application, ws: web.WebSocketResponse, room_id: str) -
             participants=[p.describe() for p in room.peers.values() if p is not peer],
             chat=chat_history,
             recording=app[RECORDINGS].state(room_id),
+            speakers=Speakers(participant_id=speakers.dominant, recent=list(speakers.recent)),
             ice_servers=client_ice_servers(app[SETTINGS]),
-            limits=Limits(max_message_bytes=MAX_MESSAGE_BYTES, chat_max_chars=CHAT_MAX_CHARS),
+            limits=Limits(
+                max_message_bytes=MAX_MESSAGE_BYTES,
+                chat_max_chars=CHAT_MAX_CHARS,
+                max_last_n=MAX_LAST_N,
+                audio_streams=app[SETTINGS].audio_streams,
+            ),
         )
     )
     room.broadcast(ParticipantJoined(participant=peer.describe()), skip=peer.participant_id)
@@ -290,6 +299,8 @@ class Session:
                 await self._offer(message)
             case MediaState():
                 await self._media_state(message)
+            case Receive():
+                self._receive(message)
             case Chat():
                 await self._chat(message)
             case Ping():
@@ -328,6 +339,21 @@ class Session:
             self.peer.close(CloseCode.MEDIA_FAILED, LeaveReason.MEDIA_FAILED)
             return
         self._send(Answer(sdp=sdp, ref=offer.id))
+
+    def _receive(self, message: Receive) -> None:
+        self.app[LIVE].media.set_receive(
+            self.room.room_id,
+            self.peer.participant_id,
+            ReceivePolicy(
+                last_n=message.last_n,
+                visible=None if message.visible is None else tuple(message.visible),
+                pinned=tuple(message.pinned),
+                on_stage=tuple(message.on_stage),
+                max_height=dict(message.max_height),
+                default_max_height=message.default_max_height,
+                screens=message.screens,
+            ),
+        )
 
     async def _media_state(self, state: MediaState) -> None:
         if state.participant_id not in (None, self.peer.participant_id):

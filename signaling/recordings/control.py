@@ -61,6 +61,21 @@ class _Manifest:
                 start_offset=track.start_offset,
             )
 
+    async def speaker_changed(self, participant_id: str | None, offset: float) -> None:
+        if participant_id is None:
+            return
+        room = self.control.live.rooms.get(self.room_id)
+        peer = room.peers.get(participant_id) if room else None
+        async with self.control.database.session() as db:
+            await recordings.add_speaker(
+                db,
+                self.recording_id,
+                at_seconds=offset,
+                participant_id=participant_id,
+                user_id=peer.user_id if peer else None,
+                display_name=peer.display_name if peer else participant_id,
+            )
+
     async def failed(self, reason: str) -> None:
         log.error(
             "recording %s in %s stopped by a write error: %s",
