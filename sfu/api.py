@@ -68,6 +68,19 @@ class ReceivePolicy:
     def height(self, participant_id: str) -> int:
         return self.max_height.get(participant_id, self.default_max_height)
 
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Equal for policies that want the same (receivers with one key share a ranking)."""
+        return (
+            self.last_n,
+            self.visible,
+            self.pinned,
+            self.on_stage,
+            tuple(sorted(self.max_height.items())),
+            self.default_max_height,
+            self.screens,
+        )
+
 
 class MediaEvents(Protocol):
     """Callbacks into signaling, one object per participant; called in order, never inline."""

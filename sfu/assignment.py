@@ -77,32 +77,48 @@ class Offer(Generic[K]):
     source: Source
 
 
-def choose(
-    receiver: str,
+@dataclass(frozen=True)
+class Ranking(Generic[K]):
+    """What a receive policy would take from the room, best first, before the receiver's own
+    publications are taken out and the lists are cut (`Ranking.pick`). Receivers that share
+    a policy (every bot, every speaker view of one size) share one ranking."""
+
+    videos: tuple[Offer[K], ...]
+    pinned_mics: tuple[Offer[K], ...]
+    audible_mics: tuple[Offer[K], ...]
+    last_n: int
+    audio_streams: int
+
+    def pick(self, receiver: str) -> list[tuple[K, Kind]]:
+        videos = [o for o in self.videos if o.participant_id != receiver][: self.last_n]
+        heard = [o for o in self.pinned_mics if o.participant_id != receiver]
+        heard += [o for o in self.audible_mics if o.participant_id != receiver][
+            : self.audio_streams
+        ]
+        return [(o.key, SOURCE_KIND[o.source]) for o in (*videos, *heard)]
+
+
+def rank(
     policy: ReceivePolicy,
     offered: Sequence[Offer[K]],
     *,
     recent: Sequence[str] = (),
     audible: Sequence[str] = (),
     audio_streams: int = 3,
-) -> list[tuple[K, Kind]]:
-    """What `receiver` should be sent, in order of preference (video, then audio).
-
-    Video: the candidates are everyone (`policy.visible` None) or the visible, pinned and
+) -> Ranking[K]:
+    """Video: the candidates are everyone (`policy.visible` None) or the visible, pinned and
     on-stage participants, minus those drawn at height 0; they are ranked screen shares
     first (when `policy.screens`), then pinned, then on stage, then the recent speakers
     (most recent first), then the rest (in `visible` order, else in `offered` order), and
     the first `policy.last_n` are chosen. Audio: the pinned participants' microphones and
-    the first `audio_streams` of the others who are `audible` (in that order).
-    """
-    others = [o for o in offered if o.participant_id != receiver]
+    the first `audio_streams` of the others who are `audible` (in that order)."""
     pinned = {pid: i for i, pid in enumerate(policy.pinned)}
     on_stage = {pid: i for i, pid in enumerate(policy.on_stage)}
     spoke = {pid: i for i, pid in enumerate(recent)}
     shown = None if policy.visible is None else {pid: i for i, pid in enumerate(policy.visible)}
-    order = {o.key: i for i, o in enumerate(others)}
+    order = {o.key: i for i, o in enumerate(offered)}
 
-    def rank(o: Offer[K]) -> tuple[int, int]:
+    def place(o: Offer[K]) -> tuple[int, int]:
         pid = o.participant_id
         if o.source == "screen" and policy.screens:
             return (0, order[o.key])
@@ -122,10 +138,27 @@ def choose(
             return True
         return o.source == "screen" and policy.screens
 
-    videos = sorted((o for o in others if o.source != "microphone" and candidate(o)), key=rank)[
-        : policy.last_n
-    ]
-    mics = {o.participant_id: o for o in others if o.source == "microphone"}
-    heard = [mics[pid] for pid in policy.pinned if pid in mics]
-    heard += [mics[pid] for pid in audible if pid in mics and pid not in pinned][:audio_streams]
-    return [(o.key, SOURCE_KIND[o.source]) for o in (*videos, *heard)]
+    videos = sorted((o for o in offered if o.source != "microphone" and candidate(o)), key=place)
+    mics = {o.participant_id: o for o in offered if o.source == "microphone"}
+    return Ranking(
+        videos=tuple(videos),
+        pinned_mics=tuple(mics[pid] for pid in policy.pinned if pid in mics),
+        audible_mics=tuple(mics[pid] for pid in audible if pid in mics and pid not in pinned),
+        last_n=policy.last_n,
+        audio_streams=audio_streams,
+    )
+
+
+def choose(
+    receiver: str,
+    policy: ReceivePolicy,
+    offered: Sequence[Offer[K]],
+    *,
+    recent: Sequence[str] = (),
+    audible: Sequence[str] = (),
+    audio_streams: int = 3,
+) -> list[tuple[K, Kind]]:
+    """What `receiver` should be sent, in order of preference (video, then audio): `rank`,
+    then the receiver's own publications taken out and the lists cut."""
+    ranking = rank(policy, offered, recent=recent, audible=audible, audio_streams=audio_streams)
+    return ranking.pick(receiver)

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from .api import MediaSettings
-from .assignment import Offer, choose
+from .assignment import Offer, Ranking, rank
 from .forwarding import Publication
 from .participant import Participant
 from .recording import RoomRecording
@@ -50,16 +50,19 @@ class Room:
             for p in publications
             if p.kind == "audio" and not self.speakers.measured(p.participant_id)
         )
+        rankings: dict[tuple[object, ...], Ranking[Publication]] = {}
         for subscriber in self.live():
-            wanted = choose(
-                subscriber.id,
-                subscriber.policy,
-                offered,
-                recent=state.recent,
-                audible=state.audible + unmeasured,
-                audio_streams=self.settings.audio_streams,
-            )
-            subscriber.receive([publication for publication, _ in wanted])
+            policy = subscriber.policy
+            ranking = rankings.get(policy.key)
+            if ranking is None:
+                ranking = rankings[policy.key] = rank(
+                    policy,
+                    offered,
+                    recent=state.recent,
+                    audible=state.audible + unmeasured,
+                    audio_streams=self.settings.audio_streams,
+                )
+            subscriber.receive([publication for publication, _ in ranking.pick(subscriber.id)])
 
     def forget_speaker(self, participant_id: str) -> None:
         self.speakers.forget(participant_id)

@@ -49,3 +49,46 @@ def test_nothing_to_do_is_an_empty_plan():
     state = slots(("2", "audio", "a/mic"), ("3", "video", None))
     plan = plan_slots(state, [("a/mic", "audio")])
     assert plan.changes == {} and plan.missing == {"audio": 0, "video": 0}
+
+
+def test_choose_ranks_screens_pinned_stage_speakers_then_the_rest():
+    from sfu.api import ReceivePolicy
+    from sfu.assignment import Offer, choose
+
+    offered = [
+        Offer(f"{pid}/{src}", pid, src)  # type: ignore[arg-type]
+        for pid in ("me", "a", "b", "c", "d", "e")
+        for src in ("microphone", "camera")
+    ] + [Offer("e/screen", "e", "screen")]  # type: ignore[arg-type]
+
+    def videos(policy: ReceivePolicy, recent=()) -> list[str]:  # type: ignore[no-untyped-def]
+        return [k for k, kind in choose("me", policy, offered, recent=recent) if kind == "video"]
+
+    everyone = ReceivePolicy(last_n=4)
+    assert videos(everyone) == ["e/screen", "a/camera", "b/camera", "c/camera"]
+    assert videos(everyone, recent=("d", "c")) == ["e/screen", "d/camera", "c/camera", "a/camera"]
+    pinned = ReceivePolicy(last_n=3, pinned=("b",), on_stage=("c",), screens=False)
+    assert videos(pinned, recent=("d",)) == ["b/camera", "c/camera", "d/camera"]
+    page = ReceivePolicy(last_n=2, visible=("e", "a", "b"), screens=False)
+    assert videos(page, recent=("d", "b")) == ["b/camera", "e/camera"]  # d is not on the page
+    hidden = ReceivePolicy(last_n=0)
+    assert videos(hidden) == []
+    zero = ReceivePolicy(last_n=9, max_height={"a": 0}, screens=False)
+    assert "a/camera" not in videos(zero)
+    me = [k for k, _ in choose("me", everyone, offered, recent=("me",))]
+    assert not [k for k in me if k.startswith("me/")], "a receiver is never sent itself"
+
+
+def test_choose_hears_pinned_and_the_first_m_audible():
+    from sfu.api import ReceivePolicy
+    from sfu.assignment import Offer, choose
+
+    offered = [Offer(f"{p}/mic", p, "microphone") for p in "abcdef"]  # type: ignore[arg-type]
+    heard = choose(
+        "a",
+        ReceivePolicy(pinned=("f",)),
+        offered,
+        audible=("a", "b", "c", "d", "e"),
+        audio_streams=3,
+    )
+    assert [k for k, _ in heard] == ["f/mic", "b/mic", "c/mic", "d/mic"]
