@@ -467,7 +467,8 @@ CONTROLS = """async () => {
   const tileOf = (pid) => shown.grid.querySelector(`[data-participant-id="${pid}"]`);
   const look = (pid) => { const t = tileOf(pid); const video = t.querySelector('video');
     return {waiting: t.classList.contains('waiting'), video: !video.hidden,
-            avatar: !t.querySelector('.avatar').hidden, pinned: t.dataset.pinned}; };
+            avatar: !t.querySelector('.avatar').hidden, pinned: t.dataset.pinned,
+            state: t.dataset.video}; };
   const render = (pinned) => shown.show(
     tiles.tileViews(session, 'Ana', {...tiles.EVERYTHING, pinned}), () => false);
   render(null);
@@ -631,15 +632,23 @@ def test_view_controls_pins_frames_and_requests(
         "video": True,
         "avatar": True,
         "pinned": "false",
+        "state": "waiting",
     }
     assert out["boShows"] is True
-    assert out["boAfter"] == {"waiting": False, "video": True, "avatar": False, "pinned": "false"}
+    assert out["boAfter"] == {
+        "waiting": False,
+        "video": True,
+        "avatar": False,
+        "pinned": "false",
+        "state": "on",
+    }
     # The slot goes to Cy: Bo's tile shows his initials at once, not Cy's (or his last) frame.
     assert out["remapped"]["bo"] == {
         "waiting": False,
         "video": False,
         "avatar": True,
         "pinned": "false",
+        "state": "off",
     }
     assert out["remapped"]["cy"]["waiting"] is True and out["remapped"]["cy"]["avatar"] is True
     assert out["cyShows"] is True and out["cyAfter"]["avatar"] is False

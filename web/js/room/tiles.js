@@ -222,6 +222,7 @@ export function createTiles({ onPin } = {}) {
     tile.video.hidden = !tile.wantVideo;
     tile.el.classList.toggle("waiting", waiting);
     tile.avatar.hidden = tile.wantVideo && !waiting;
+    tile.el.dataset.video = !tile.wantVideo ? "off" : waiting ? "waiting" : "on";
   }
 
   /** @param {Tile} tile @param {MediaStreamTrack | null} track @param {boolean} received */
