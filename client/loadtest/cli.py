@@ -133,8 +133,11 @@ def parser() -> argparse.ArgumentParser:
 class ProgressLine:
     """One status line on standard error: rewritten in place on a terminal, logged otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr, every: float = 5.0) -> None:
+    def __init__(
+        self, stream: TextIO = sys.stderr, every: float = 5.0, per_bot: int | None = None
+    ) -> None:
         self.stream = stream
+        self.per_bot = per_bot  # videos each bot asked for (--last-n), None: everyone
         self.tty = stream.isatty()
         self.every = every
         self.phase = "starting"
@@ -159,7 +162,10 @@ class ProgressLine:
     def render(self, progress: Progress) -> str:
         video = progress.video_rates
         audio = progress.audio_rates
-        expected = progress.joined * (progress.joined - 1)
+        each = progress.joined - 1
+        if self.per_bot is not None:
+            each = min(each, self.per_bot)
+        expected = progress.joined * max(0, each)
         parts = [
             self.phase,
             f"joined {progress.joined}/{progress.bots}"
@@ -242,7 +248,7 @@ def speaking_on(args: argparse.Namespace) -> bool:
 
 
 async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    display = ProgressLine()
+    display = ProgressLine(per_bot=args.last_n)
     clip_dir = args.clip_dir or default_clip_dir()
     clip = ClipSpec.parse(args.clip, args.clip_bitrate)
     # encode once, before the bots

@@ -169,8 +169,15 @@ class Worker:
                 key: (frames - previous.get(key, (0, ""))[0]) / seconds
                 for key, (frames, _) in current.items()
             }
-            video = [r for key, r in rates.items() if current[key][1] == "video"]
-            audio = [r for key, r in rates.items() if current[key][1] == "audio"]
+            # streams on a slot now, or still delivering (not the ones a remap took away)
+            assigned = {
+                (bot.number, pub, source)
+                for bot in self.bots
+                for pub, source in bot.owners.values()
+            }
+            live = {key: r for key, r in rates.items() if r > 0 or key in assigned}
+            video = [r for key, r in live.items() if current[key][1] == "video"]
+            audio = [r for key, r in live.items() if current[key][1] == "audio"]
             emit(
                 {
                     "event": "progress",
