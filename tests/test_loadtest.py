@@ -219,6 +219,57 @@ def test_capacity_bench_server_options(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ receive policy, speaking
 
 
+def test_loadtest_last_n_one_follows_the_speaker(server: ServerProcess, clip_dir: Path) -> None:
+    """Three bots asking for one video stream each (`receive` last_n 1): none ever has more
+    than one publisher's video at a time, and once bot-3 speaks the other two receive it."""
+    result = _run(
+        [
+            "-m",
+            "signaling.cli",
+            "loadtest",
+            "--url",
+            server.base_url,
+            "--admin-email",
+            ADMIN_EMAIL,
+            "-k",
+            "3",
+            "--last-n",
+            "1",
+            "--speak",
+            "3@0",
+            "--warmup",
+            "3",
+            "--duration",
+            "3",
+            "--json",
+            "--clip-dir",
+            str(clip_dir),
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["receive"]["last_n"] == 1 and report["receive"]["refused"] == []
+    assert report["receive"]["selecting"] is True
+    selected = report["selected"]
+    assert selected["expected_video_per_bot"] == 1
+    for bot in selected["bots"]:
+        # one video slot busy at most, all through the window
+        assert bot["video_busy_max"] == 1, bot
+        assert 0.5 <= bot["video_streams"] <= 1.0, bot
+    video = [s for s in report["streams"] if s["kind"] == "video"]
+    for subscriber in ("bot-1", "bot-2"):
+        mine = {s["publisher"]: s for s in video if s["subscriber"] == subscriber}
+        assert mine["bot-3"]["frames"] > 0, mine
+        # the speaker held the slot for most of the window
+        assert mine["bot-3"]["assigned_s"] == max(s["assigned_s"] for s in mine.values())
+    speaking = report["speaking"]
+    assert [t["bot"] for t in speaking["schedule"]["turns"]] == ["bot-3"]
+    (turn,) = speaking["per_turn"]
+    assert turn["speaker"] == "bot-3" and turn["subscribers"] == 2
+    assert turn["switch_s"] is not None  # both others got bot-3's video after it spoke
+    assert speaking["missed_turns"] == 0
+
+
 def test_speaking_turns_from_options() -> None:
     assert parse_turns("3@0, 1@4.5,none@9") == [Turn(0.0, 3), Turn(4.5, 1), Turn(9.0, None)]
     assert parse_turns("2@5,1@1") == [Turn(1.0, 1), Turn(5.0, 2)]
