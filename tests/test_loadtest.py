@@ -13,13 +13,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiortc.rtp import RtpPacket
 
 from bench.capacity import parse
 from client.loadtest.media import ClipIndex, ClipSchedule, ScheduledClipTrack, load_key_variants
-from client.loadtest.probe import StreamCounters
+from client.loadtest.probe import StreamCounters, StreamProbe
 from client.loadtest.report import build_report, format_report, switch_figures
 from client.loadtest.runner import Joined
 from client.loadtest.speaking import Speaking, Turn, parse_turns, rotation
@@ -485,3 +487,53 @@ def test_report_counts_what_each_bot_selected() -> None:
     assert switch_figures(turns, finals, [(1000.0, 1010.0)])["turns"] == 1
     assert switch_figures(turns, finals, [(1003.0, 1010.0)])["turns"] == 0
     assert "speaker switches:  1 turns" in format_report(report)
+
+
+def test_stream_probe_follows_slot_remaps(clip_dir: Path) -> None:
+    """One video slot carries p-1, then p-2, then p-1 again (the slot's sequence numbers run
+    on across publishers): frames go to whoever the `tracks` event names, loss counts only
+    each publisher's own runs (not p-2's numbers in between), a frame cut short by the switch
+    is not counted, and a switch watch for p-2 is fulfilled by p-2's first frame."""
+    clip = load_clip(clip_dir, "VP8", 10.0, 150_000, size=(320, 240), fps=15)
+    receiver = SimpleNamespace(_RTCRtpReceiver__started=False)  # what the tap needs of it
+    owners: dict[str, tuple[str, str]] = {}
+    watch = SimpleNamespace(at=0.0, first_frame_at=None)
+    watches: dict[str, list[Any]] = {"p-2": [watch]}
+    probe = StreamProbe(receiver, "3", "video", clip, owners, ClipIndex(clip), watches)  # type: ignore[arg-type]
+    seq = 1000
+
+    def send(index: int, *, cut: bool = False) -> None:
+        """Clip frame `index` in two packets (`cut`: the second one never comes)."""
+        nonlocal seq
+        data = clip.video[index][0]
+        halves = [data[: len(data) // 2], data[len(data) // 2 :]]
+        for part, half in enumerate(halves[:1] if cut else halves):
+            packet = RtpPacket(
+                payload_type=96,
+                sequence_number=seq & 0xFFFF,
+                timestamp=index * 6000,
+                ssrc=1234,
+                marker=part == 1,
+                payload=bytes([0x10 if part == 0 else 0x00]) + half,
+            )
+            packet._data = half  # type: ignore[attr-defined]  # what aiortc depayloads
+            probe._on_packet(packet)
+            seq += 1
+
+    owners["3"] = ("p-1", "camera")
+    for i in range(0, 5):
+        send(i)
+    send(5, cut=True)  # the slot switches mid-frame
+    owners["3"] = ("p-2", "camera")
+    for i in range(15, 18):  # from p-2's keyframe on
+        send(i)
+    owners["3"] = ("p-1", "camera")
+    for i in range(30, 32):
+        send(i)
+    first, second = probe.streams[("p-1", "camera")], probe.streams[("p-2", "camera")]
+    assert (first.frames, first.runs, first.packets) == (7, 2, 15)
+    assert first.expected_packets == 15  # 11 + 4: p-2's 6 in between are not p-1's loss
+    assert (second.frames, second.runs, second.expected_packets) == (3, 1, 6)
+    assert probe.incomplete == 1  # the frame cut by the switch
+    assert first.identified == 7 and second.identified == 3
+    assert watch.first_frame_at is not None and "p-2" not in watches
