@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from client.media import MIC_LEVEL
+from rtp.synthetic import load_clip
+
+from .media import load_key_variants
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,20 @@ class LoadTestError(RuntimeError):
     pass
 
 
+def prepare_media(plan: Plan) -> None:
+    """The clip the plan's bots publish, and its keyframe variants, encoded and cached."""
+    clip = load_clip(
+        plan.clip_dir,
+        plan.codec,
+        seconds=plan.clip_seconds,
+        bitrate=plan.clip_bitrate,
+        size=plan.clip_size,
+        fps=plan.clip_fps,
+    )
+    if plan.key_variants:
+        load_key_variants(plan.clip_dir, clip)
+
+
 class _WorkerProcess:
     def __init__(self, number: int, process: asyncio.subprocess.Process) -> None:
         self.number = number
@@ -117,6 +134,9 @@ class LoadTest:
         if self.workers:
             raise RuntimeError("the bots are already started (async with LoadTest starts them)")
         plan = self.plan
+        # encode the clip and its keyframe variants once, here, before any bot is due to
+        # join (cached: a no-op after the first run)
+        await asyncio.to_thread(prepare_media, plan)
         processes = max(1, min(plan.processes, len(plan.tokens)))
         t0 = time.time() + 0.5
         shares: list[list[dict[str, Any]]] = [[] for _ in range(processes)]
