@@ -71,8 +71,11 @@ import { h, initials } from "../widgets.js";
  * @property {number | null} waitingSince a received track attached at this time shows no picture until a frame received after it
  */
 
-/** Everything on one page, as before views existed (and what the tests of old expect). */
-/** @type {LayoutChoice} */
+/**
+ * Everything on one page (a gallery without pages, a strip without end): the layout before
+ * views existed.
+ * @type {LayoutChoice}
+ */
 export const EVERYTHING = { view: "gallery", page: 0, pageSize: Infinity, stripSize: Infinity, pinned: null, speakers: null };
 
 /**
