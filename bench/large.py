@@ -223,6 +223,7 @@ class Point:
             "speaker_switch": switches,
             "join_to_first_frame_s": self.first_frame,
             "bots_cpu_percent": _r(bots, 1),
+            "bots_cpu_per_bot_percent": _r(bots / self.k if bots else None, 2),
             "bots_cpu_peak_percent": _r(peak, 1),
             "bots_cpu_join_peak_percent": _r(self.join_peak, 1),
             "bots_event_loop_lag_p95_ms": _r(
@@ -510,6 +511,16 @@ def summary(result: dict[str, Any]) -> str:
                 + " at fixed last_n)"
                 if len(per) > 1
                 else ""
+            )
+        )
+    per_bot = [r for r in rows if r["bots_cpu_per_bot_percent"]]
+    if per_bot:
+        lines.append(
+            "bots' CPU per bot (the load generator's own cost; one core holds about 100 / that "
+            "many): "
+            + ", ".join(
+                f"K={r['k']} {r['clip_format']} {r['bots_cpu_per_bot_percent']:.2f}%"
+                for r in per_bot
             )
         )
     for r in rows:
