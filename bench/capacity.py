@@ -45,6 +45,7 @@ from .machine import Machine
 
 log = logging.getLogger("bench.capacity")
 PASS_RATIO = 0.9
+EVERYONE_TO_EVERYONE = {"TERTULIA_AUDIO_STREAMS": "25", "TERTULIA_LAST_N": "25"}
 ADMIN_EMAIL = "bench-admin@loadtest.example"
 
 
@@ -345,7 +346,10 @@ async def idle_cpu(server: LocalServer, seconds: float = 3.0) -> float:
 async def sweep(mode: str, ks: Sequence[int], opts: Options, root: Path) -> tuple[list[Row], float]:
     """Rows for each K (stopping early when it is pointless), and the idle server CPU
     (forwarding mode only)."""
-    env = dict(opts.server_env)
+    # Everyone-to-everyone: every camera and every microphone is forwarded to everyone
+    # (since the large-meetings work the server's defaults forward only the 3 loudest
+    # microphones and 20 cameras), so figures stay comparable with earlier runs.
+    env = {**EVERYONE_TO_EVERYONE, **dict(opts.server_env)}
     if mode == "relay":
         env["TERTULIA_FORWARDING"] = "relay"
     server = LocalServer(

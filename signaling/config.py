@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     # Large meetings (docs/sfu.md): video streams a receiver gets until it asks otherwise,
     # and how many of the loudest microphones each receiver hears.
     last_n: int = Field(default=20, ge=0, le=25)
-    audio_streams: int = Field(default=3, ge=1, le=10)
+    audio_streams: int = Field(default=3, ge=1, le=25)
     recording_retention_days: int = Field(default=0, ge=0, le=36500)  # 0: keep forever
     # HTTP hardening (see signaling/addresses.py and signaling/security.py).
     idle_timeout_seconds: float = Field(default=15.0, ge=1, le=3600)
