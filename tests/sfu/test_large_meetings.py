@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sfu import MediaServer, MediaSettings, ReceivePolicy
 from tests.helpers import eventually
@@ -32,6 +34,30 @@ def viewer(server: MediaServer, clip, name: str = "viewer") -> ClientPeer:  # ty
     )
 
 
+@asynccontextmanager
+async def meeting(
+    cast,
+    clip,
+    publishing: int,  # type: ignore[no-untyped-def]
+) -> AsyncIterator[tuple[MediaServer, list[ClientPeer], ClientPeer]]:
+    """A server (M = 3) with cast[0 .. publishing) joined, every microphone quiet (nobody
+    speaks, so no speaker outranks what a receiver asks for), and a viewer joined after
+    them; everyone closed at the end."""
+    server = MediaServer(MediaSettings(ice_host_addresses=LOOPBACK, audio_streams=3))
+    publishers = [person(server, cast[i]) for i in range(publishing)]
+    watcher = viewer(server, clip)
+    try:
+        for p in publishers:
+            p.media.audio_level = QUIET
+            await p.join()
+        await watcher.join()
+        yield server, publishers, watcher
+    finally:
+        for p in [*publishers, watcher]:
+            await p.close()
+        await server.close()
+
+
 def cameras(peer: ClientPeer) -> set[str]:
     return {s.participant_id for s in peer.slots if s.source == "camera" and s.participant_id}
 
@@ -43,14 +69,7 @@ def microphones(peer: ClientPeer) -> set[str]:
 async def test_a_receiver_gets_exactly_the_tiles_it_shows_and_switches_without_renegotiating(
     cast, clip
 ):
-    server = MediaServer(MediaSettings(ice_host_addresses=LOOPBACK))
-    publishers = [person(server, cast[i]) for i in range(8)]
-    watcher = viewer(server, clip)
-    try:
-        for p in publishers:
-            p.media.audio_level = QUIET  # nobody speaks: no speaker outranks the tiles
-            await p.join()
-        await watcher.join()
+    async with meeting(cast, clip, 8) as (server, _publishers, watcher):
         shown = [cast[2], cast[5], cast[7]]
         server.set_receive(
             "room", "viewer", ReceivePolicy(last_n=3, visible=tuple(p.name for p in shown))
@@ -88,21 +107,10 @@ async def test_a_receiver_gets_exactly_the_tiles_it_shows_and_switches_without_r
         # a hidden tab: audio only
         server.set_receive("room", "viewer", ReceivePolicy(last_n=0))
         await eventually(lambda: not cameras(watcher), 5, "no video", watcher.describe)
-    finally:
-        for p in [*publishers, watcher]:
-            await p.close()
-        await server.close()
 
 
 async def test_the_speaker_takes_the_stage_and_audio_is_capped_at_m(cast, clip):
-    server = MediaServer(MediaSettings(ice_host_addresses=LOOPBACK, audio_streams=3))
-    publishers = [person(server, cast[i]) for i in range(8)]
-    watcher = viewer(server, clip)
-    try:
-        for p in publishers:
-            p.media.audio_level = QUIET
-            await p.join()
-        await watcher.join()
+    async with meeting(cast, clip, 8) as (server, publishers, watcher):
         server.set_receive("room", "viewer", ReceivePolicy(last_n=1))  # a speaker view
         await eventually(lambda: len(cameras(watcher)) == 1, 15, "one camera", watcher.describe)
         # a microphone is heard until its first levels say it is silent (a client that sends
@@ -144,21 +152,10 @@ async def test_the_speaker_takes_the_stage_and_audio_is_capped_at_m(cast, clip):
         await asyncio.sleep(1.0)
         assert len(microphones(watcher)) == 3
         assert sum(1 for s in watcher.slots if s.kind == "audio") <= 3 + 1  # M, and a spare
-    finally:
-        for p in [*publishers, watcher]:
-            await p.close()
-        await server.close()
 
 
 async def test_slots_stay_bounded_after_30_joins_and_leaves(cast, clip):
-    server = MediaServer(MediaSettings(ice_host_addresses=LOOPBACK, audio_streams=3))
-    stayers = [person(server, cast[i]) for i in range(2)]
-    watcher = viewer(server, clip)
-    try:
-        for p in stayers:
-            p.media.audio_level = QUIET
-            await p.join()
-        await watcher.join()
+    async with meeting(cast, clip, 2) as (server, _stayers, watcher):
         server.set_receive("room", "viewer", ReceivePolicy(last_n=2))
         for i in range(30):
             guest = person(server, cast[2 + i % 6], f"guest{i}")
@@ -174,7 +171,3 @@ async def test_slots_stay_bounded_after_30_joins_and_leaves(cast, clip):
         )
         # it publishes nothing: its m-lines are receive slots, bounded by last_n and M
         assert watcher.media.m_lines() <= 2 + 3, watcher.describe()
-    finally:
-        for p in [*stayers, watcher]:
-            await p.close()
-        await server.close()
