@@ -51,6 +51,36 @@ class Clip:
     fps: int = FPS  # video frames per second (one keyframe per second)
 
 
+def video_encoder(
+    codec: str, size: tuple[int, int], fps: int, bitrate: int, keyint: int
+) -> av.VideoCodecContext:
+    """A real-time VP8 or H.264 (Annex-B, Constrained Baseline) encoder: a keyframe every
+    `keyint` frames, no B-frames, no look-ahead, as a browser would send."""
+    vctx = av.CodecContext.create("libvpx" if codec == "VP8" else "libx264", "w")
+    assert isinstance(vctx, av.VideoCodecContext)
+    vctx.width, vctx.height = size
+    vctx.pix_fmt = "yuv420p"
+    vctx.time_base = Fraction(1, fps)
+    vctx.framerate = Fraction(fps, 1)
+    vctx.bit_rate = bitrate
+    vctx.gop_size = keyint
+    # One thread: with the codec's own threads, encoding took 10-20x longer while another
+    # process kept one of the 2 cores busy (e.g. 13 s instead of 0.8 s for 800x600).
+    vctx.thread_count = 1
+    if codec == "VP8":
+        vctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    else:
+        vctx.profile = "Constrained Baseline"
+        vctx.options = {
+            "tune": "zerolatency",
+            "preset": "ultrafast",
+            "x264-params": (
+                f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=0:repeat-headers=1"
+            ),
+        }
+    return vctx
+
+
 def _encode(
     codec: str,
     seconds: float,
@@ -62,24 +92,7 @@ def _encode(
 ) -> tuple[list[bytes], list[bytes]]:
     """Encode with bare codec contexts: Annex-B H.264 and raw VP8, as RTP carries them."""
     width, height = size
-    vctx = av.CodecContext.create("libvpx" if codec == "VP8" else "libx264", "w")
-    vctx.width, vctx.height, vctx.pix_fmt = width, height, "yuv420p"
-    vctx.time_base = Fraction(1, fps)
-    vctx.framerate = Fraction(fps, 1)
-    vctx.bit_rate = bitrate
-    vctx.gop_size = fps
-    # One thread: with the codec's own threads, encoding took 10-20x longer while another
-    # process kept one of the 2 cores busy (e.g. 13 s instead of 0.8 s for 800x600).
-    vctx.thread_count = 1
-    if codec == "VP8":
-        vctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    else:
-        vctx.profile = "Constrained Baseline"
-        vctx.options = {
-            "tune": "zerolatency",
-            "preset": "ultrafast",
-            "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0:bframes=0:repeat-headers=1",
-        }
+    vctx = video_encoder(codec, size, fps, bitrate, keyint=fps)
     video: list[bytes] = []
     nframes = int(seconds * fps)
     with av.open(f"{pattern}=size={width}x{height}:rate={fps}", format="lavfi") as src:

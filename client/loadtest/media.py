@@ -37,7 +37,7 @@ from aiortc.mediastreams import MediaStreamError
 from av.video.frame import PictureType
 
 from rtp.codecs import keyframe_detector
-from rtp.synthetic import PATTERN, VIDEO_CLOCK, Clip, ClipTrack
+from rtp.synthetic import PATTERN, VIDEO_CLOCK, Clip, ClipTrack, video_encoder
 
 from .stats import Histogram
 
@@ -105,22 +105,8 @@ def _encode_variants(clip: Clip, pattern: str) -> list[bytes]:
     """Encode the clip's source pictures again, each one a keyframe, about the size of the
     clip's own keyframes."""
     keys = [len(data) for data, _, key in clip.video if key]
-    vctx = av.CodecContext.create("libvpx" if clip.codec == "VP8" else "libx264", "w")
-    vctx.width, vctx.height, vctx.pix_fmt = clip.width, clip.height, "yuv420p"
-    vctx.time_base = Fraction(1, clip.fps)
-    vctx.framerate = Fraction(clip.fps, 1)
-    vctx.bit_rate = int(sum(keys) / len(keys) * 8 * clip.fps)
-    vctx.gop_size = clip.fps
-    vctx.thread_count = 1
-    if clip.codec == "VP8":
-        vctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    else:
-        vctx.profile = "Constrained Baseline"
-        vctx.options = {
-            "tune": "zerolatency",
-            "preset": "ultrafast",
-            "x264-params": "keyint=1:scenecut=0:bframes=0:repeat-headers=1",
-        }
+    bitrate = int(sum(keys) / len(keys) * 8 * clip.fps)
+    vctx = video_encoder(clip.codec, (clip.width, clip.height), clip.fps, bitrate, keyint=1)
     frames: list[bytes] = []
     source = f"{pattern}=size={clip.width}x{clip.height}:rate={clip.fps}"
     with av.open(source, format="lavfi") as src:
