@@ -79,6 +79,10 @@ export const FINAL_CLOSE_CODES = new Set([1000, 1009, 4400, 4401, 4403, 4404, 44
 
 const SOURCE_KIND = /** @type {const} */ ({ microphone: "audio", camera: "video", screen: "video" });
 
+/** The camera's temporal layers (sendEncodings' scalabilityMode; not in TypeScript's DOM types yet). */
+export const CAMERA_LAYERS = "L1T3";
+/** @typedef {RTCRtpEncodingParameters & {scalabilityMode?: string}} LayeredEncoding */
+
 /** Reconnection back-off: the first retry after 0.5 s, doubling up to 5 s, ±20 % jitter. */
 export const RECONNECT_FIRST_MS = 500;
 export const RECONNECT_MAX_MS = 5000;
@@ -335,6 +339,21 @@ export class MeetingSession extends EventTarget {
       return;
     }
     if (source === "screen" && "contentHint" in track) track.contentHint = "detail";
+    if (source === "camera") {
+      // The camera in VP8 temporal layers (L1T3: every 4th frame in layer 0, every other one in
+      // layers 0-1): the server drops the upper layers for a receiver that draws this camera
+      // small (a quarter or half of the frame rate), as aiortc has no simulcast. One SSRC, so a
+      // server or receiver that ignores the layers gets the whole stream as before.
+      try {
+        this.senders[source] = this.pc.addTransceiver(track, {
+          direction: "sendonly", sendEncodings: [/** @type {LayeredEncoding} */ ({ scalabilityMode: CAMERA_LAYERS })],
+        });
+        return;
+      } catch (error) {
+        // A browser that refuses the mode: one layer, full rate for everybody.
+        console.info(`camera sent without ${CAMERA_LAYERS}:`, error);
+      }
+    }
     this.senders[source] = this.pc.addTransceiver(track, { direction: "sendonly" });
   }
 
