@@ -196,3 +196,19 @@ def picture_id_modulus(payload: bytes) -> int:
     if len(payload) < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:
         return 0
     return PICTURE_ID_15 if payload[2] & 0x80 else PICTURE_ID_7
+
+
+def keyframe_height(payload: bytes) -> int:
+    """The frame height a keyframe's first packet announces (RFC 6386 9.1), 0 otherwise.
+
+    The VP8 keyframe header follows the descriptor: a 3-byte frame tag (bit 0 = 0 on
+    keyframes), the start code 9d 01 2a, then width and height as 14-bit little-endian
+    numbers with 2 bits of scaling each.
+    """
+    d = parse(payload)
+    if d is None or not d.keyframe:
+        return 0
+    at = d.size
+    if payload[at + 3 : at + 6] != b"\x9d\x01\x2a" or len(payload) < at + 10:
+        return 0
+    return int.from_bytes(payload[at + 8 : at + 10], "little") & 0x3FFF

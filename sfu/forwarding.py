@@ -27,12 +27,13 @@ from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
-from rtp import aiortc_hooks
+from rtp import aiortc_hooks, vp8
 from rtp.aiortc_hooks import SenderPort
 from rtp.codecs import keyframe_detector, packet_starts_keyframe
 from rtp.framing import AudioFramer, EncodedFrame, SsrcLock, VideoFramer
 
 from .api import Kind, Source
+from .layers import TemporalFilter, layers_for
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ SWITCH_GAP = {"audio": 960, "video": 3000}
 # After a (re)start, packets older than the first one forwarded are dropped: their sequence
 # numbers would collide with what the slot sent before. Checked for this many packets.
 START_GUARD_PACKETS = 1024
+# Sequence-number offsets remembered once a slot drops packets (temporal layers), so that a
+# packet arriving late (reordered, or repaired upstream) is numbered as when it was due.
+SEQ_MEMORY = 512
 
 
 class Counters:
@@ -58,6 +62,7 @@ class Counters:
         self.keyframe_requests_sent = 0
         self.retransmissions = 0  # NACK repair sent (aiortc_hooks.SenderPort)
         self.retransmissions_refused = 0  # NACKed packets not resent (its limits, too old)
+        self.layer_packets_dropped = 0  # upper temporal layers not sent to small tiles
 
 
 class Slot(Protocol):
@@ -66,6 +71,7 @@ class Slot(Protocol):
     kind: str  # "audio" or "video" (typed as aiortc's MediaStreamTrack.kind)
     mid: str
     source: Publication | None
+    max_height: int  # video: the height the receiver draws it at (per-receiver quality)
 
     @property
     def idle(self) -> bool: ...
@@ -106,6 +112,7 @@ class Publication:
         self.outputs: set[SlotTrack] = set()
         self.frame_outputs: set[FrameSink] = set()
         self.media_ssrc: int | None = None
+        self.frame_height = 0  # video: as the last keyframe said (VP8; 0 = not known)
         # where a microphone's RFC 6464 levels go (the room's speaker detector)
         self.level_sink: Callable[[str, int], None] | None = None
         self.closed = False
@@ -140,6 +147,8 @@ class Publication:
             keyframe = self.kind == "video" and packet_starts_keyframe(
                 self.video_codec, packet.payload
             )
+            if keyframe and self.video_codec == "VP8":
+                self.frame_height = vp8.keyframe_height(packet.payload) or self.frame_height
             for output in self.outputs:
                 output.forward(packet, keyframe, ntp, abs_time, level)
         if self._framer is not None:
@@ -259,8 +268,15 @@ class SlotTrack(MediaStreamTrack):
         self._start_seq = 0
         self._since_start = 0
         self._src_ssrc: int | None = None
+        self._last_in = 0  # newest input sequence number since the start
+        self._seq_memory: list[int] | None = None  # offsets by input seq, once one is dropped
+        # Per-receiver quality (sfu.layers): the largest height the receiver draws this
+        # slot's publisher at, set from its receive policy; the filter acts on VP8 only.
+        self.max_height = 1 << 16
+        self._layers: TemporalFilter | None = None
         self.packets_out = 0
         self.frames_out = 0
+        self.packets_dropped = 0  # temporal layers this receiver does not get
 
     @classmethod
     def for_transceiver(cls, transceiver: RTCRtpTransceiver, counters: Counters) -> SlotTrack:
@@ -290,6 +306,11 @@ class SlotTrack(MediaStreamTrack):
         self._seq_offset = None
         self._src_ssrc = None
         self.waiting_for_keyframe = self.kind == "video"
+        if publication is not None and publication.kind == "video":
+            if publication.video_codec != "VP8":
+                self._layers = None
+            elif self._layers is None:
+                self._layers = TemporalFilter()
         if publication is not None:
             publication.attach(self)
 
@@ -323,23 +344,67 @@ class SlotTrack(MediaStreamTrack):
             self._seq_offset = (self._next_seq - seq_in) & 0xFFFF
             self._ts_offset = (self._next_ts - packet.timestamp) & 0xFFFFFFFF
             self._start_seq = seq_in
+            self._last_in = (seq_in - 1) & 0xFFFF
             self._since_start = 0
+            self._seq_memory = None
+            if self._layers is not None:
+                self._layers.restart()
         elif self._since_start < START_GUARD_PACKETS:
             self._since_start += 1
             if (seq_in - self._start_seq) & 0xFFFF >= 0x8000:
                 return  # from before this start: its number is taken
-        seq = (seq_in + self._seq_offset) & 0xFFFF
+        payload: bytes | None = packet.payload
+        if self._layers is not None:
+            source = self.source
+            height = source.frame_height if source is not None else 0
+            payload = self._layers.admit(packet.payload, layers_for(self.max_height, height))
+        offset = self._renumber(seq_in, payload is None)
+        if offset is None:
+            return
+        marker = packet.marker
+        if payload is None:  # late, its number already given out: send it as padding
+            payload, marker = b"", 0  # (libwebrtc takes an empty packet as padding)
+        seq = (seq_in + offset) & 0xFFFF
         ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        if not port.send(seq, ts, packet.marker, packet.payload, ntp, abs_time, audio_level):
+        if not port.send(seq, ts, marker, payload, ntp, abs_time, audio_level):
             return
         if (seq - self._next_seq) & 0xFFFF < 0x8000:  # newest so far (not a late packet)
             self._next_seq = (seq + 1) & 0xFFFF
             self._next_ts = (ts + self._gap) & 0xFFFFFFFF
         self.packets_out += 1
         self.counters.packets_forwarded += 1
-        if packet.marker or self.kind == "audio":
+        if marker or self.kind == "audio":
             self.frames_out += 1
             self.counters.frames_forwarded += 1
+
+    def _renumber(self, seq_in: int, drop: bool) -> int | None:
+        """The sequence-number offset for this input packet; None: drop it without a trace.
+
+        Without drops the offset is constant. Each dropped packet that is the newest so far
+        lowers it by one for the packets after it, so the receiver sees no gap it would
+        NACK. Once there were drops, the offsets are remembered per input number: a packet
+        arriving late gets the number it was skipped with. That number is taken whether or
+        not the packet is forwarded, so a late packet of a dropped picture is sent as
+        padding (the caller's job).
+        """
+        offset = self._seq_offset
+        assert offset is not None
+        memory = self._seq_memory
+        ahead = (seq_in - self._last_in) & 0xFFFF
+        if 0 < ahead < 0x8000:  # the newest so far
+            if memory is not None:
+                for number in range(seq_in - min(ahead - 1, SEQ_MEMORY), seq_in + 1):
+                    memory[number % SEQ_MEMORY] = offset  # this one and those skipped
+            self._last_in = seq_in
+            if drop:
+                if memory is None:
+                    self._seq_memory = [offset] * SEQ_MEMORY
+                self._seq_offset = (offset - 1) & 0xFFFF
+                self.packets_dropped += 1
+                self.counters.layer_packets_dropped += 1
+                return None
+            return offset
+        return offset if memory is None else memory[seq_in % SEQ_MEMORY]
 
     def on_keyframe_request(self) -> None:
         """PLI/FIR from the subscriber: forward it upstream (rate-limited there)."""

@@ -195,6 +195,9 @@ class Participant:
         )
         for mid, publication in plan.changes.items():
             self.slots[mid].set_source(publication)
+        for slot in self.slots.values():
+            if slot.source is not None and slot.kind == "video":
+                slot.max_height = self.policy.height(slot.source.participant_id)
         self._ask_for_slots(plan.missing)
         self._announce_slots()
 

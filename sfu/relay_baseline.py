@@ -84,6 +84,7 @@ class RelaySlotTrack(MediaStreamTrack):
         self.mid = mid
         self.counters = counters
         self.source: Publication | None = None
+        self.max_height = 1 << 16  # (no per-receiver quality in the baseline)
         self._proxy: MediaStreamTrack | None = None
         self._changed = asyncio.Event()
 

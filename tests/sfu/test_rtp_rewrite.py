@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from aiortc.rtp import RtpPacket
 
 from rtp.codecs import packet_starts_keyframe
-from sfu.forwarding import SWITCH_GAP, Counters, Publication, SlotTrack
+from sfu.forwarding import SWITCH_GAP, Counters, SlotTrack
+
+from .fakes import FakePort, FakePublication, feed
 
 
 def vp8(seq: int, ts: int, *, start: bool, key: bool, ssrc: int = 1, marker: bool = False):
@@ -32,29 +32,6 @@ def test_keyframe_start_detection():
     assert packet_starts_keyframe("H264", bytes([0x7C, 0x85]))  # FU-A start of an IDR
     assert not packet_starts_keyframe("H264", bytes([0x7C, 0x05]))  # FU-A middle
     assert not packet_starts_keyframe("H264", slice_)
-
-
-@dataclass
-class FakePort:
-    sent: list[tuple[int, int, int]] = field(default_factory=list)
-
-    def send(self, seq, timestamp, marker, payload, ntp, abs_time, audio_level=None) -> bool:
-        self.sent.append((seq, timestamp, marker))
-        return True
-
-
-class FakePublication(Publication):
-    def __init__(self, name: str) -> None:
-        super().__init__(name, "camera", "video", receiver=None, counters=Counters())  # type: ignore[arg-type]
-        self.keyframe_requests = 0
-
-    def request_keyframe(self) -> None:
-        self.keyframe_requests += 1
-
-
-def feed(slot: SlotTrack, packet: RtpPacket) -> None:
-    keyframe = packet_starts_keyframe("VP8", packet.payload)
-    slot.forward(packet, keyframe, 0, b"\0\0\0", None)
 
 
 async def test_slot_rewrites_into_one_continuous_stream():
