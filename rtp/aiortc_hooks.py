@@ -28,7 +28,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransc
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtcpRrPacket, RtcpSrPacket, RtpPacket
 
 from .repair import HISTORY_SIZE, RepairBudget, RepairCounters
 
@@ -62,6 +62,7 @@ _REQUIRED: list[tuple[Any, str, str]] = [
     (RTCRtpSender, "_send_keyframe", "attr"),
     (RTCRtpSender, "_next_encoded_frame", "attr"),
     (RTCRtpSender, "_retransmit", "attr"),
+    (RTCRtpSender, "_handle_rtcp_packet", "attr"),
     (RTCRtpSender, "_ssrc", "init"),
     (RTCRtpSender, "_rtx_ssrc", "init"),
     (RTCRtpSender, f"{_TX}started", "init"),
@@ -284,14 +285,18 @@ def hook_sender(
     sender: RTCRtpSender,
     on_keyframe_request: Callable[[], None],
     audio_level: Callable[[], int | None] | None = None,
+    on_loss: Callable[[int], None] | None = None,
 ) -> None:
-    """Redirect PLI/FIR from the remote receiver and carry the incoming audio level.
+    """Redirect PLI/FIR from the remote receiver, report its losses, carry the audio level.
 
     aiortc answers PLI/FIR by flagging its encoder, which does nothing for `pack()`; and
     `pack()` never sets ssrc-audio-level. `audio_level` returns the RFC 6464 level
-    (0..127, i.e. -dBov) of the packet the track returned last.
+    (0..127, i.e. -dBov) of the packet the track returned last. `on_loss` gets the
+    fraction lost (0..255, in 256ths) of each receiver report block about this sender.
     """
     sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+    if on_loss is not None:
+        _report_losses(sender, on_loss)
     if audio_level is None:
         return
     original = sender._next_encoded_frame
@@ -305,6 +310,19 @@ def hook_sender(
         return frame
 
     sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
+
+
+def _report_losses(sender: RTCRtpSender, on_loss: Callable[[int], None]) -> None:
+    original = sender._handle_rtcp_packet
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == sender._ssrc:
+                    on_loss(report.fraction_lost)
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------- RTP-level sending

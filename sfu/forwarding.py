@@ -33,7 +33,7 @@ from rtp.codecs import keyframe_detector, packet_starts_keyframe
 from rtp.framing import AudioFramer, EncodedFrame, SsrcLock, VideoFramer
 
 from .api import Kind, Source
-from .layers import TemporalFilter, layers_for
+from .layers import LossCap, TemporalFilter, layers_for
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +274,7 @@ class SlotTrack(MediaStreamTrack):
         # slot's publisher at, set from its receive policy; the filter acts on VP8 only.
         self.max_height = 1 << 16
         self._layers: TemporalFilter | None = None
+        self.loss = LossCap()  # and the layers the receiver's losses allow
         self.packets_out = 0
         self.frames_out = 0
         self.packets_dropped = 0  # temporal layers this receiver does not get
@@ -289,7 +290,11 @@ class SlotTrack(MediaStreamTrack):
             lambda: aiortc_hooks.open_sender_port(transceiver, counters),
         )
         sender.replaceTrack(track)
-        aiortc_hooks.hook_sender(sender, track.on_keyframe_request)
+        aiortc_hooks.hook_sender(
+            sender,
+            track.on_keyframe_request,
+            on_loss=track.on_receiver_report if track.kind == "video" else None,
+        )
         return track
 
     @property
@@ -357,7 +362,8 @@ class SlotTrack(MediaStreamTrack):
         if self._layers is not None:
             source = self.source
             height = source.frame_height if source is not None else 0
-            payload = self._layers.admit(packet.payload, layers_for(self.max_height, height))
+            wanted = min(layers_for(self.max_height, height), self.loss.cap)
+            payload = self._layers.admit(packet.payload, wanted)
         offset = self._renumber(seq_in, payload is None)
         if offset is None:
             return
@@ -405,6 +411,17 @@ class SlotTrack(MediaStreamTrack):
                 return None
             return offset
         return offset if memory is None else memory[seq_in % SEQ_MEMORY]
+
+    def on_receiver_report(self, fraction_lost: int) -> None:
+        """A receiver report about this slot: a receiver losing packets gets fewer layers."""
+        cap = self.loss.cap
+        if self.loss.report(fraction_lost, time.monotonic()) != cap:
+            logger.info(
+                "slot %s: %d/256 lost, temporal layers up to %d",
+                self.mid,
+                fraction_lost,
+                self.loss.cap,
+            )
 
     def on_keyframe_request(self) -> None:
         """PLI/FIR from the subscriber: forward it upstream (rate-limited there)."""

@@ -138,3 +138,46 @@ class TemporalFilter:
             self._pid_offset = (self._last_out_pid + 1 - pid) % self._modulus
         if self._last_out_tl0 >= 0 and tl0 >= 0:
             self._tl0_offset = (self._last_out_tl0 + 1 - tl0) & 0xFF
+
+
+class LossCap:
+    """Fewer layers for a receiver that loses packets: the bandwidth half of the choice.
+
+    Fed with the fraction lost of each receiver report about the slot (about one a second
+    from a browser). Over 10 % lost takes one layer away, at most once per `HOLD_S` so the
+    effect shows in the next reports; under 2 % for `RECOVER_S` since the last change gives
+    one back: the loss thresholds of Google Congestion Control's loss-based controller
+    (draft-ietf-rmcat-gcc), which is what browsers do to their own sending rate. The
+    receiver's drawn height still caps the layers: the slot forwards
+    `min(layers_for(height), cap)`.
+    """
+
+    HIGH = 26  # 10 % of 256
+    LOW = 5  # 2 %
+    HOLD_S = 2.0
+    RECOVER_S = 4.0
+
+    __slots__ = ("_changed", "_low_since", "cap")
+
+    def __init__(self) -> None:
+        self.cap = MAX_TID
+        self._changed = -1e9
+        self._low_since: float | None = None
+
+    def report(self, fraction_lost: int, now: float) -> int:
+        """Take one report (`fraction_lost` in 256ths); returns the layer cap."""
+        if fraction_lost > self.HIGH:
+            self._low_since = None
+            if self.cap > 0 and now - self._changed >= self.HOLD_S:
+                self.cap -= 1
+                self._changed = now
+        elif fraction_lost < self.LOW:
+            if self._low_since is None:
+                self._low_since = now
+            start = max(self._low_since, self._changed)
+            if self.cap < MAX_TID and now - start >= self.RECOVER_S:
+                self.cap += 1
+                self._changed = now
+        else:
+            self._low_since = None
+        return self.cap

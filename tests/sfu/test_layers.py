@@ -17,15 +17,15 @@ from fractions import Fraction
 
 import av
 from aiortc.codecs.vpx import VpxPayloadDescriptor
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtpPacket
 from av.video.frame import PictureType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtp import vp8
+from rtp import aiortc_hooks, vp8
 from rtp.synthetic import video_encoder
 from sfu.forwarding import Counters, SlotTrack
-from sfu.layers import MAX_TID, TemporalFilter, layers_for
+from sfu.layers import MAX_TID, LossCap, TemporalFilter, layers_for
 
 from .fakes import FakePort, FakePublication, feed
 
@@ -263,3 +263,47 @@ def test_filter_decides_each_picture_once():
     assert all(layers.admit(p.payload, MAX_TID) is not None for p in packets[: -len(frame_one)])
     assert layers.admit(frame_one[0].payload, MAX_TID) is not None
     assert all(layers.admit(p.payload, 0) is not None for p in frame_one[1:])
+
+
+def test_loss_takes_layers_away_and_gives_them_back_slowly():
+    cap = LossCap()
+    assert cap.report(0, 0.0) == MAX_TID
+    assert cap.report(40, 1.0) == 1  # 16 % lost: one layer less
+    assert cap.report(40, 2.0) == 1  # held: the last change has not shown yet
+    assert cap.report(40, 3.0) == 0
+    assert cap.report(40, 9.0) == 0  # never below the base layer
+    assert cap.report(12, 10.0) == 0  # 5 %: neither
+    assert [cap.report(0, t) for t in (11.0, 12.0, 14.0, 15.0)] == [0, 0, 0, 1]
+    assert cap.report(3, 16.0) == 1  # low, but only 1 s since the last change
+    assert cap.report(3, 19.0) == MAX_TID
+
+
+async def test_receiver_reports_reach_the_slot_and_cap_its_layers():
+    """hook_sender hands each report block about the sender to the slot; a lossy
+    receiver of a large tile is sent the base layer only."""
+
+    class Sender:  # the two attributes the hook uses, as RTCRtpSender has them
+        def __init__(self) -> None:
+            self._ssrc = 1234
+            self.handled: list[object] = []
+
+        async def _handle_rtcp_packet(self, packet: object) -> None:
+            self.handled.append(packet)
+
+    ana = FakePublication("ana")
+    slot, port = slot_for(ana, LARGE)
+    sender = Sender()
+    aiortc_hooks.hook_sender(sender, slot.on_keyframe_request, on_loss=slot.on_receiver_report)  # type: ignore[arg-type]
+
+    def report(lost: int, ssrc: int = 1234) -> RtcpRrPacket:
+        block = RtcpReceiverInfo(ssrc, lost, 0, 0, 0, 0, 0)
+        return RtcpRrPacket(ssrc=9, reports=[block])
+
+    await sender._handle_rtcp_packet(report(200, ssrc=777))  # about another stream
+    assert slot.loss.cap == MAX_TID and len(sender.handled) == 1  # aiortc still sees it
+    await sender._handle_rtcp_packet(report(60))
+    await sender._handle_rtcp_packet(report(60))
+    assert slot.loss.cap == 1  # the second is within the hold time
+    slot.loss.cap = 0
+    send(slot, ana, packetize(l1t3_frames()))
+    assert len(received_frames(port)) == 16
