@@ -27,8 +27,12 @@ pytestmark = pytest.mark.browser
 
 WINDOW_S = 6.0  # one measurement: framesSent and framesDecoded over this long
 SETTLE_S = 60  # until the server forwards what a new request warrants; generous (shared machine)
-MAX_FREEZES = 1  # per receiver over the whole measurement
-MAX_LOST = 10  # packets per receiver over the whole measurement (dropped unrenumbered: hundreds)
+# Over the whole measurement, per receiver. CPU stalls of the shared machine freeze both
+# receivers alike: Cy (fewer layers) may freeze once more than Bo (all of them). A stream broken
+# by the dropping would lose packets (hundreds if not renumbered) and ask for keyframes (PLI).
+MORE_FREEZES = 1
+MAX_LOST = 10
+MAX_PLIS = 1
 
 # Ana's camera sender: what it sends (its mid is the camera transceiver's).
 SENT = """async () => {
@@ -131,12 +135,15 @@ class Window:
 
     def describe(self) -> str:
         parts = [f"Ana sends {self.sent_fps:.1f} fps at {self.frame_height}p"]
-        for name, (_, end) in self.received.items():
+        for name, (start, end) in self.received.items():
+            grew = ", ".join(
+                f"{key} +{end.get(key, 0) - start.get(key, 0)}"
+                for key in ("freezes", "lost", "nacks", "plis")
+            )
             parts.append(
                 f"{name} decodes {self.fps(name):.1f} fps = {self.share(name):.2f}"
                 f" (asks {end.get('asked')}px: {self.expected(name)}) at"
-                f" {end.get('frameHeight')}p, freezes {end.get('freezes')}, lost"
-                f" {end.get('lost')}, nacks {end.get('nacks')}, plis {end.get('plis')}"
+                f" {end.get('frameHeight')}p, {grew}"
             )
         return "; ".join(parts)
 
@@ -246,12 +253,15 @@ def test_a_small_tile_gets_fewer_frames_of_the_same_camera(
     assert large.expected("cy") == 1.0, large.describe()
     assert large.ok(), meter.report()
 
-    # All along: no more than a trivial freeze, no packets missing from the renumbered stream.
-    for name in meter.receivers:
-        freezes = meter.since_first(name, "freezes")
-        lost = meter.since_first(name, "lost")
-        assert freezes <= MAX_FREEZES, f"{name} froze {freezes} times\n{meter.report()}"
-        assert lost <= MAX_LOST, f"{name} lost {lost} packets\n{meter.report()}"
+    # All along: Cy's stream, thinned and renumbered, as whole as Bo's.
+    grew = {
+        name: {key: meter.since_first(name, key) for key in ("freezes", "lost", "plis")}
+        for name in meter.receivers
+    }
+    print(f"since the pins: {grew}")
+    assert grew["cy"]["freezes"] <= grew["bo"]["freezes"] + MORE_FREEZES, (grew, meter.report())
+    for name, counts in grew.items():
+        assert counts["lost"] <= MAX_LOST and counts["plis"] <= MAX_PLIS, (name, counts)
 
 
 def test_a_browser_that_refuses_the_layers_sends_its_camera_without(
