@@ -32,15 +32,20 @@ _DROPPED = -2
 
 def layers_for(max_height: int, frame_height: int) -> int:
     """The highest temporal layer for a receiver that draws a stream `frame_height` tall
-    at `max_height`: all three from 3/4 of the size up, layers 0-1 (half the frame rate)
-    from 3/8, the base layer (a quarter) below. An unknown frame height gets everything.
+    at `max_height`: all three from half the size up, layers 0-1 (half the frame rate) from
+    a quarter, the base layer (a quarter of the frames) below. An unknown frame height gets
+    everything.
 
     Temporal layers cannot make a frame smaller, so a small tile is served by sending
-    fewer of the full-size frames: the browser downloads and decodes 2-4 times less.
+    fewer of the full-size frames: the browser downloads and decodes 2-4 times less. The
+    bounds are generous because a fluid picture matters more than pixels: a gallery of
+    three on a laptop (tiles 328 px tall, a 480p camera) still gets every frame; a strip
+    or a gallery of 25 (about 120 px) gets half of a 480p camera's frames, a quarter of
+    a 720p camera's.
     """
-    if frame_height <= 0 or 4 * max_height >= 3 * frame_height:
+    if frame_height <= 0 or 2 * max_height >= frame_height:
         return MAX_TID
-    if 8 * max_height >= 3 * frame_height:
+    if 4 * max_height >= frame_height:
         return 1
     return 0
 

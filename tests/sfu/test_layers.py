@@ -36,7 +36,7 @@ L1T3 = (
     "ts_periodicity=4:ts_layer_id=0,2,1,2:ts_layering_mode=3"
 )
 MTU = 400  # small, so that frames span several packets
-SMALL, MIDDLE, LARGE = HEIGHT // 4, HEIGHT // 2, HEIGHT  # -> layers 0, 0-1, 0-2
+SMALL, MIDDLE, LARGE = HEIGHT // 8, HEIGHT // 3, HEIGHT  # -> layers 0, 0-1, 0-2
 
 
 @functools.cache
@@ -148,9 +148,9 @@ def send(slot: SlotTrack, publication: FakePublication, packets: list[RtpPacket]
 
 
 def test_layers_for_heights():
-    assert layers_for(720, 720) == layers_for(540, 720) == MAX_TID
-    assert layers_for(539, 720) == layers_for(270, 720) == 1
-    assert layers_for(269, 720) == layers_for(0, 720) == 0
+    assert layers_for(720, 720) == layers_for(360, 720) == MAX_TID
+    assert layers_for(359, 720) == layers_for(180, 720) == 1
+    assert layers_for(179, 720) == layers_for(0, 720) == 0
     assert layers_for(90, 0) == MAX_TID  # size not known yet: everything
 
 
