@@ -114,7 +114,7 @@ class Publication:
         self.media_ssrc: int | None = None
         self.frame_height = 0  # video: as the last keyframe said (VP8; 0 = not known)
         # where a microphone's RFC 6464 levels go (the room's speaker detector)
-        self.level_sink: Callable[[str, int], None] | None = None
+        self.level_sink: Callable[[str, int, int], None] | None = None
         self.closed = False
         self._framer: AudioFramer | VideoFramer | None = None
         # aiortc routes an unknown SSRC by payload type to any receiver using it: accept one
@@ -140,7 +140,7 @@ class Publication:
             if vad_level is not None:
                 level = (vad_level[0] << 7) | vad_level[1]  # the byte as forwarded
                 if self.level_sink is not None:
-                    self.level_sink(self.participant_id, vad_level[1])
+                    self.level_sink(self.participant_id, vad_level[1], packet.timestamp)
         if self.outputs:
             ntp = aiortc_hooks.ntp_now()
             abs_time = aiortc_hooks.abs_send_time(ntp)

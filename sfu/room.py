@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from .api import MediaSettings
@@ -11,6 +12,8 @@ from .forwarding import Publication
 from .participant import Participant
 from .recording import RoomRecording
 from .speakers import SpeakerDetector, SpeakerState
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Room:
         or the recent ones change; re-plan who gets what once this packet is through."""
         announced = (state.dominant, state.recent)
         if announced != self._announced:
+            if state.dominant != self._announced[0]:
+                logger.debug("room %s: dominant speaker %s", self.room_id, state.dominant)
             self._announced = announced
             for participant in self.live():
                 participant.emit("speakers_changed", state.dominant, list(state.recent))

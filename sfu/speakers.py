@@ -43,16 +43,41 @@ PAUSED = 0.2  # immediate activity below which the dominant speaker has paused
 # that a pause in speech does not take the person off the air (and slots are not remapped)
 HEARD_FOR = 0.05  # long-window activity (≥ 150 ms of voice in 3 s)
 RECENT_LIMIT = 8
+AUDIO_CLOCK = 48000  # Opus RTP clock
+RESYNC_S = 1.0  # media time this far behind arrival: the sender's timestamps jumped; re-anchor
 
 
 @dataclass
 class _Activity:
-    """Voiced share per 100 ms bucket, in a ring of LONG buckets, with running sums."""
+    """Voiced and total packets per 100 ms bucket, in a ring of LONG buckets.
 
-    buckets: list[float] = field(default_factory=lambda: [0.0] * LONG)
+    A packet goes into the bucket of its *media* time when it carries an RTP timestamp:
+    `when` maps the timestamp onto this process's clock, anchored at the fastest packet
+    seen so far. Packets that arrive in a burst (a sender whose loop stalled, network
+    jitter) then still fill the buckets they were spoken in, instead of piling into one
+    and leaving the ones before it empty, which would read as a stutter and delay the
+    speaker taking the stage.
+    """
+
+    voiced: list[int] = field(default_factory=lambda: [0] * LONG)
+    total: list[int] = field(default_factory=lambda: [0] * LONG)
     index: int = -1  # absolute bucket number of the newest bucket
-    voiced: int = 0  # packets in the newest bucket
-    total: int = 0
+    media: float = 0.0  # seconds of media since the first timestamped packet
+    last_timestamp: int | None = None
+    offset: float | None = None  # arrival - media of the fastest packet (clock seconds)
+
+    def when(self, now: float, timestamp: int | None) -> float:
+        """The packet's time on the clock: its media time, or `now` without a timestamp."""
+        if timestamp is None:
+            return now
+        if self.last_timestamp is not None:
+            step = (timestamp - self.last_timestamp + 0x80000000) % 0x100000000 - 0x80000000
+            self.media += step / AUDIO_CLOCK
+        self.last_timestamp = timestamp
+        offset = now - self.media
+        if self.offset is None or offset < self.offset or offset - self.offset > RESYNC_S:
+            self.offset = offset  # faster than any before, or the timestamps went astray
+        return self.offset + self.media
 
     def _advance(self, now_bucket: int) -> None:
         if self.index < 0:
@@ -61,30 +86,31 @@ class _Activity:
         gap = now_bucket - self.index
         if gap <= 0:
             return
-        self._close()
         for i in range(1, min(gap, LONG) + 1):
-            self.buckets[(self.index + i) % LONG] = 0.0
+            j = (self.index + i) % LONG
+            self.voiced[j] = self.total[j] = 0
         self.index = now_bucket
-        self.voiced = self.total = 0
 
-    def _close(self) -> None:
-        share = self.voiced / max(self.total, PACKETS_PER_BUCKET) if self.total else 0.0
-        self.buckets[self.index % LONG] = min(1.0, share)
+    def add(self, bucket: int, voiced: bool) -> None:
+        self._advance(bucket)
+        if self.index - bucket >= LONG:
+            return  # older than the long window
+        j = bucket % LONG
+        self.total[j] += 1
+        self.voiced[j] += voiced
 
-    def add(self, now_bucket: int, voiced: bool) -> None:
-        self._advance(now_bucket)
-        self.total += 1
-        self.voiced += voiced
+    def _share(self, j: int) -> float:
+        total = self.total[j]
+        return min(1.0, self.voiced[j] / max(total, PACKETS_PER_BUCKET)) if total else 0.0
 
     def scores(self, now_bucket: int) -> tuple[float, float, float]:
         """Mean activity over the immediate, medium and long windows ending now (the
         current bucket counts as far as it has been filled)."""
         self._advance(now_bucket)
-        self._close()
         newest = self.index
 
         def mean(n: int) -> float:
-            return sum(self.buckets[(newest - i) % LONG] for i in range(n)) / n
+            return sum(self._share((newest - i) % LONG) for i in range(n)) / n
 
         return mean(IMMEDIATE), mean(MEDIUM), mean(LONG)
 
@@ -112,13 +138,14 @@ class SpeakerDetector(Generic[K]):
         self._evaluated: set[K] = set()
         self._next_decision = -math.inf
 
-    def level(self, speaker: K, level: int) -> None:
-        """One audio packet of `speaker` with its RFC 6464 level (0..127, -dBov)."""
+    def level(self, speaker: K, level: int, timestamp: int | None = None) -> None:
+        """One audio packet of `speaker` with its RFC 6464 level (0..127, -dBov) and, if
+        known, its RTP timestamp (48 kHz), which places it in time better than its arrival."""
         now = self.clock()
         activity = self._activity.get(speaker)
         if activity is None:
             activity = self._activity[speaker] = _Activity()
-        activity.add(int(now / BUCKET_S), level < VOICE_LEVEL)
+        activity.add(int(activity.when(now, timestamp) / BUCKET_S), level < VOICE_LEVEL)
         if now >= self._next_decision:
             self._next_decision = now + DECISION_INTERVAL_S
             self.decide(now)

@@ -3,7 +3,7 @@ does not steal it."""
 
 from __future__ import annotations
 
-from sfu.speakers import RECENT_LIMIT, SpeakerDetector, SpeakerState
+from sfu.speakers import DECISION_INTERVAL_S, RECENT_LIMIT, SpeakerDetector, SpeakerState
 from tests.helpers import FakeClock
 
 LOUD, QUIET, SILENT = 25, 90, 127  # RFC 6464 levels (-dBov)
@@ -87,3 +87,50 @@ def test_a_departed_speaker_is_forgotten_and_recent_is_bounded():
     assert room.dominant == last
     room.detector.forget(last)
     assert room.dominant is None and last not in room.detector.state.recent
+
+
+def bursty_talk(room: Room, seconds: float, burst: float, timestamps: bool) -> None:
+    """Ana talks, but her packets arrive `burst` seconds at a time (a sender whose loop
+    stalls, or network jitter), each with the RTP timestamp it was sent with; Bo is quiet."""
+    held: list[int] = []
+    timestamp = 0
+    for step in range(1, round(seconds / 0.02) + 1):
+        room.clock.now += 0.02
+        timestamp += 960
+        held.append(timestamp)
+        room.detector.level("bo", QUIET, timestamp if timestamps else None)
+        if step % round(burst / 0.02) == 0:
+            for ts in held:
+                room.detector.level("ana", LOUD, ts if timestamps else None)
+            held.clear()
+
+
+def test_bursts_of_packets_are_placed_by_their_timestamps():
+    """Bucketing by arrival, 300 ms bursts fill one bucket in three: Ana never looks like
+    she talks. By RTP timestamp, she takes the stage at the first decision (every 0.1 s)
+    after the burst that shows it."""
+    by_arrival = Room()
+    bursty_talk(by_arrival, 3.0, 0.3, timestamps=False)
+    assert by_arrival.dominant is None
+    by_media_time = Room()
+    bursty_talk(by_media_time, 3.0, 0.3, timestamps=True)
+    assert by_media_time.dominant == "ana"
+    assert by_media_time.took_stage_at("ana") <= 0.3 + 0.3 + DECISION_INTERVAL_S + 0.02
+
+
+def test_timestamps_that_jump_re_anchor():
+    """A sender whose timestamps jump back (a restarted encoder) is placed by arrival
+    again within RESYNC_S, not left in the past."""
+    room = Room()
+    timestamp = 10**9
+    for _ in range(50):  # 1 s of silence from Ana
+        room.clock.now += 0.02
+        timestamp += 960
+        room.detector.level("ana", SILENT, timestamp)
+    timestamp -= 10 * 48000  # 10 s back
+    start = room.clock.now
+    for _ in range(50):
+        room.clock.now += 0.02
+        timestamp += 960
+        room.detector.level("ana", LOUD, timestamp)
+    assert room.dominant == "ana" and room.took_stage_at("ana") - start <= 0.5
