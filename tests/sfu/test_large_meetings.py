@@ -100,7 +100,10 @@ async def test_a_receiver_gets_exactly_the_tiles_it_shows_and_switches_without_r
                 for p in shown
             ],
         )
-        assert took < 1.0, f"switching took {took:.2f} s"
+        # These publishers do not answer keyframe requests: a new slot starts at their next
+        # keyframe, up to one GOP (1 s) later. Browsers and the load bots answer at once
+        # (bench.large measures that switch).
+        assert took < 1.0 + 0.5, f"switching took {took:.2f} s"
         assert cameras(watcher) == {p.name for p in shown}
         assert (watcher.renegotiations, watcher.media.m_lines()) == (offers, mlines)
 
