@@ -147,10 +147,13 @@ class Publication:
             keyframe = self.kind == "video" and packet_starts_keyframe(
                 self.video_codec, packet.payload
             )
-            if keyframe and self.video_codec == "VP8":
-                self.frame_height = vp8.keyframe_height(packet.payload) or self.frame_height
+            layers = vp8.NO_LAYERS
+            if self.kind == "video" and self.video_codec == "VP8":
+                layers = vp8.temporal(packet.payload)  # read once here, for every slot
+                if keyframe:
+                    self.frame_height = vp8.keyframe_height(packet.payload) or self.frame_height
             for output in self.outputs:
-                output.forward(packet, keyframe, ntp, abs_time, level)
+                output.forward(packet, keyframe, ntp, abs_time, level, layers)
         if self._framer is not None:
             self._framer.add(packet)
 
@@ -326,8 +329,12 @@ class SlotTrack(MediaStreamTrack):
         ntp: int,
         abs_time: bytes,
         audio_level: int | None,
+        layers: tuple[int, int, int, int, int] = vp8.NO_LAYERS,
     ) -> None:
-        """Rewrite one input packet into this slot's stream and send it (the hot path)."""
+        """Rewrite one input packet into this slot's stream and send it (the hot path).
+
+        `layers` is the packet's `rtp.vp8.temporal()` reading (VP8 video only).
+        """
         port = self.port
         if port is None:
             if self._open_port is None or (port := self._open_port()) is None:
@@ -363,7 +370,7 @@ class SlotTrack(MediaStreamTrack):
             source = self.source
             height = source.frame_height if source is not None else 0
             wanted = min(layers_for(self.max_height, height), self.loss.cap)
-            payload = self._layers.admit(packet.payload, wanted)
+            payload = self._layers.admit(packet.payload, layers, wanted)
         offset = self._renumber(seq_in, payload is None)
         if offset is None:
             return

@@ -87,12 +87,16 @@ class TemporalFilter:
         self._last_pid = -1
         self._in_pid = [-1] * _TABLE
 
-    def admit(self, payload: bytes, max_tid: int) -> bytes | None:
+    def admit(
+        self, payload: bytes, layers: tuple[int, int, int, int, int], max_tid: int
+    ) -> bytes | None:
         """The payload to forward (rewritten if need be), or None to drop the packet.
 
-        `max_tid` is the highest layer the receiver should get now (`layers_for`).
+        `layers` is `vp8.temporal(payload)` (read once per packet by the publication, for
+        all its slots); `max_tid` the highest layer the receiver should get now
+        (`layers_for`).
         """
-        tid, sync, pid, tl0, _ = vp8.temporal(payload)
+        tid, sync, pid, tl0, _ = layers
         if tid < 0 or pid < 0:
             return payload  # no temporal layers: nothing to decide, nothing to renumber
         if self._restart:

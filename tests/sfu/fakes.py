@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from aiortc.rtp import RtpPacket
 
+from rtp import vp8
 from rtp.codecs import packet_starts_keyframe
 from sfu.forwarding import Counters, Publication, SlotTrack
 
@@ -37,4 +38,4 @@ class FakePublication(Publication):
 def feed(slot: SlotTrack, packet: RtpPacket) -> None:
     """Hand `packet` to `slot` as a publication would (VP8)."""
     keyframe = packet_starts_keyframe("VP8", packet.payload)
-    slot.forward(packet, keyframe, 0, b"\0\0\0", None)
+    slot.forward(packet, keyframe, 0, b"\0\0\0", None, vp8.temporal(packet.payload))

@@ -260,9 +260,13 @@ def test_filter_decides_each_picture_once():
     frame_one = [p for p in packets if vp8.temporal(p.payload)[0] == 2]
     assert len(frame_one) > 1
     layers = TemporalFilter()
-    assert all(layers.admit(p.payload, MAX_TID) is not None for p in packets[: -len(frame_one)])
-    assert layers.admit(frame_one[0].payload, MAX_TID) is not None
-    assert all(layers.admit(p.payload, 0) is not None for p in frame_one[1:])
+
+    def kept(packet: RtpPacket, max_tid: int) -> bool:
+        return layers.admit(packet.payload, vp8.temporal(packet.payload), max_tid) is not None
+
+    assert all(kept(p, MAX_TID) for p in packets[: -len(frame_one)])
+    assert kept(frame_one[0], MAX_TID)
+    assert all(kept(p, 0) for p in frame_one[1:])
 
 
 def test_loss_takes_layers_away_and_gives_them_back_slowly():
