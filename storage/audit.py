@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AuditEvent
+from storage.models import AuditEvent, AuditOutcome
 from storage.types import utcnow
 
 
@@ -22,13 +22,23 @@ async def record(
     action: str,
     recording_id: int | None = None,
     detail: str = "",
+    outcome: AuditOutcome = "ok",
+    room_id: str | None = None,
+    subject_user_id: int | None = None,
+    address: str | None = None,
 ) -> None:
+    """Add one row: `user_id` did (or was refused, `outcome`) `action` from `address`, to
+    a meeting (`room_id`), a recording or a person (`subject_user_id`)."""
     session.add(
         AuditEvent(
             user_id=user_id,
             action=action,
+            outcome=outcome,
+            room_id=room_id,
             recording_id=recording_id,
-            detail=detail,
+            subject_user_id=subject_user_id,
+            address=address,
+            detail=detail[:2000],
             created_at=utcnow(),
         )
     )

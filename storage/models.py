@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -81,6 +82,11 @@ class Meeting(Timestamped, Base):
     require_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     enable_recording: Mapped[bool] = mapped_column(Boolean, default=False)
     enable_chat: Mapped[bool] = mapped_column(Boolean, default=True)
+    # moderation (issue 12): may people turn a source back on after a moderator stopped it;
+    # no new joins while locked; end the meeting at scheduled_start + duration_minutes
+    allow_self_unmute: Mapped[bool] = mapped_column(Boolean, default=True)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    end_on_schedule: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -114,6 +120,34 @@ class Participation(Base):
     microphone_on: Mapped[bool] = mapped_column(Boolean, default=False)
     camera_on: Mapped[bool] = mapped_column(Boolean, default=False)
     screen_on: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+MemberRole = Literal["moderator", "participant"]
+
+
+class MeetingMember(Base):
+    """What the server decided about one person in one meeting, across their visits.
+
+    The admission state of the waiting room lives here and only here: `admitted_at` is set
+    when the person was let in (by a moderator, or by entering a meeting without a waiting
+    room) and cleared when they are removed; `denied_until` keeps a denied person from
+    knocking again for a while; `barred` keeps a removed person out for good. `role` is the
+    meeting role the host gave (the host themself is `meetings.host_id`, not a row here).
+    """
+
+    __tablename__ = "meeting_members"
+    __table_args__ = (
+        CheckConstraint("role IN ('moderator', 'participant')", name="role"),
+        UniqueConstraint("meeting_id", "user_id", name="uq_meeting_members_meeting_user"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16), default="participant")
+    admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    denied_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    barred: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ChatMessage(Base):
@@ -222,18 +256,32 @@ class RecordingSpeaker(Base):
     display_name: Mapped[str] = mapped_column(String(100))
 
 
+AuditOutcome = Literal["ok", "refused"]
+
+
 class AuditEvent(Base):
-    """Who viewed, downloaded or deleted which recording. No foreign key to the recording,
-    so the trail outlives what it describes."""
+    """One security-relevant act, done or refused: who (`user_id`, from `address`), what
+    (`action`), to which meeting, recording or person, when. No foreign key to the meeting
+    or recording, so the trail outlives what it describes; `room_id` is kept as text."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_created_at", "created_at"),)
+    __table_args__ = (
+        CheckConstraint("outcome IN ('ok', 'refused')", name="outcome"),
+        Index("ix_audit_events_created_at", "created_at"),
+        Index("ix_audit_events_user_id", "user_id"),
+        Index("ix_audit_events_action", "action"),
+        Index("ix_audit_events_room_id", "room_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
     action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(8), default="ok")
+    room_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     recording_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    subject_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
