@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     last_n: int = Field(default=20, ge=0, le=25)
     audio_streams: int = Field(default=3, ge=1, le=25)
     recording_retention_days: int = Field(default=0, ge=0, le=36500)  # 0: keep forever
+    audit_retention_days: int = Field(default=365, ge=0, le=36500)  # 0: keep forever
+    # Waiting room and lifecycle (docs/protocol.md, "Moderation"; docs/api.md, "Lifecycle").
+    knock_retry_seconds: int = Field(default=600, ge=0, le=7 * 24 * 3600)  # after a denial
+    waiting_room_limit: int = Field(default=100, ge=1, le=10_000)  # people waiting per meeting
+    empty_meeting_timeout_seconds: float = Field(default=900, ge=0, le=7 * 24 * 3600)  # 0: never
+    lifecycle_interval_seconds: float = Field(default=15, gt=0, le=3600)
     # HTTP hardening (see signaling/addresses.py and signaling/security.py).
     idle_timeout_seconds: float = Field(default=15.0, ge=1, le=3600)
     trusted_proxies: str = ""
