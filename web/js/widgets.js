@@ -63,7 +63,7 @@ export function focusHeading(el) {
 
 /** What went wrong, in the error's own words (for errors that are already meant for people). @param {unknown} error */
 export function messageOf(error) {
-  return messageOf(error);
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** @param {string} name */
