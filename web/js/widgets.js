@@ -125,3 +125,34 @@ export function confirmDialog(message, confirmLabel) {
     dialog.showModal();
   });
 }
+
+/**
+ * A modal confirmation with one checkbox (e.g. "Don't let them back in"). Resolves with
+ * whether it was confirmed and whether the box was ticked.
+ * @param {string} message
+ * @param {string} confirmLabel
+ * @param {string} optionLabel
+ * @returns {Promise<{confirmed: boolean, checked: boolean}>}
+ */
+export function confirmWithOption(message, confirmLabel, optionLabel) {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { class: "confirm", "data-testid": "confirm-dialog", "aria-label": message });
+    const box = h("input", { type: "checkbox", id: "confirm-option", "data-testid": "confirm-option" });
+    const done = (/** @type {boolean} */ confirmed) => {
+      const checked = box.checked;
+      dialog.close();
+      dialog.remove();
+      resolve({ confirmed, checked });
+    };
+    dialog.append(
+      h("p", {}, message),
+      h("p", {}, h("label", { class: "check", for: "confirm-option" }, box, " ", optionLabel)),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "danger", "data-testid": "confirm-yes", onclick: () => done(true) }, confirmLabel),
+        h("button", { type: "button", "data-testid": "confirm-no", onclick: () => done(false) }, "Cancel")),
+    );
+    dialog.addEventListener("cancel", () => done(false));
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
