@@ -22,6 +22,7 @@ from signaling.keys import (
     RECORDINGS,
     SETTINGS,
     THROTTLE,
+    TOKEN_REFUSALS,
     TOKENS,
 )
 from signaling.media_config import media_settings
@@ -30,7 +31,7 @@ from signaling.realtime.limits import PendingHandshakes
 from signaling.realtime.live import LiveMeetings
 from signaling.recordings.control import RecordingControl
 from signaling.recordings.jobs import ComposeQueue
-from signaling.throttle import SignInThrottle
+from signaling.throttle import RefusalSampler, SignInThrottle
 from signaling.tokens import TokenService
 from storage import meetings
 from storage.database import Database
@@ -48,6 +49,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
     app[SETTINGS] = settings
     app[TOKENS] = TokenService(jwt_secret(settings), settings.token_ttl_seconds)
     app[THROTTLE] = SignInThrottle()
+    app[TOKEN_REFUSALS] = RefusalSampler()
     app[HANDSHAKES] = PendingHandshakes()
     app.cleanup_ctx.append(_database_context(database))
     app.cleanup_ctx.append(_media_context)
@@ -106,4 +108,5 @@ def _add_web_client(app: web.Application) -> None:
     app.router.add_get("/m/{room_id}", page)
     app.router.add_get("/recordings", page)
     app.router.add_get("/recordings/{recording_id}", page)
+    app.router.add_get("/audit", page)
     app.router.add_static("/static/", WEB_DIR, show_index=False, follow_symlinks=False)

@@ -10,7 +10,7 @@ from signaling.realtime.limits import PendingHandshakes
 from signaling.realtime.live import LiveMeetings
 from signaling.recordings.control import RecordingControl
 from signaling.recordings.jobs import ComposeQueue
-from signaling.throttle import SignInThrottle
+from signaling.throttle import RefusalSampler, SignInThrottle
 from signaling.tokens import TokenService
 from storage.database import Database
 
@@ -18,6 +18,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 TOKENS = web.AppKey("tokens", TokenService)
 THROTTLE = web.AppKey("sign_in_throttle", SignInThrottle)
+TOKEN_REFUSALS = web.AppKey("token_refusals", RefusalSampler)  # which go to the audit trail
 HANDSHAKES = web.AppKey("pending_handshakes", PendingHandshakes)
 
 LIVE = web.AppKey("live", LiveMeetings)

@@ -136,3 +136,53 @@ class SignInThrottle:
             self._counters.popitem(last=False)
         counter = self._counters[(kind, key)] = _Counter()
         return counter
+
+
+@dataclass
+class _Written:
+    at: float
+    skipped: int = 0  # refusals from this address not written since
+
+
+@dataclass
+class RefusalSampler:
+    """Which refusals to write to the audit trail when they can come in floods (requests
+    with a bad token: anyone can send them as fast as they like, and a row per request
+    would turn the flood into as many database writes and bury the trail).
+
+    The first refusal from an address in each `window` is written, and no more than
+    `max_per_window` rows in all per window (so a client with many addresses, an IPv6
+    prefix, cannot get around it either). `admit` says how many refusals from that address
+    were skipped since its last row, for the row to tell. The map is bounded: at most
+    `max_addresses` addresses are remembered, the one written longest ago forgotten first.
+    Like the sign-in throttle, the state lives in this process.
+    """
+
+    window: float = 60.0
+    max_per_window: int = 100
+    max_addresses: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _written: OrderedDict[str, _Written] = field(default_factory=OrderedDict)
+    _window_start: float = -math.inf
+    _rows_in_window: int = 0
+
+    def admit(self, address: str) -> int | None:
+        """None: do not write this refusal; otherwise write it, and the refusals from this
+        address skipped since the last row written for it."""
+        now = self.clock()
+        if now - self._window_start >= self.window:
+            self._window_start, self._rows_in_window = now, 0
+        last = self._written.get(address)
+        if (last is not None and now - last.at < self.window) or (
+            self._rows_in_window >= self.max_per_window
+        ):
+            if last is not None:
+                last.skipped += 1
+            return None
+        skipped = last.skipped if last is not None else 0
+        self._written.pop(address, None)
+        while len(self._written) >= self.max_addresses:
+            self._written.popitem(last=False)
+        self._written[address] = _Written(now)
+        self._rows_in_window += 1
+        return skipped
