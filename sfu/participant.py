@@ -74,6 +74,8 @@ class Participant:
         self.closed = False
         self.pc: RTCPeerConnection | None = None
         self.publications: dict[Source, Publication] = {}
+        # sources a moderator stopped: still received, forwarded to nobody, not recorded
+        self.blocked: frozenset[Source] = frozenset()
         self.published_mids: dict[str, Source] = {}
         self.slots: dict[str, Slot] = {}  # mid -> slot, m-line order
         # receive slots asked for with `renegotiate` and not yet seen in an offer: an offer

@@ -32,13 +32,22 @@ class Room:
         return [p for p in self.participants.values() if not p.closed]
 
     def publications(self) -> list[Publication]:
-        return [pub for p in self.live() for pub in p.publications.values() if not pub.closed]
+        """What may be forwarded and recorded: open publications a moderator has not stopped."""
+        return [
+            pub
+            for p in self.live()
+            for pub in p.publications.values()
+            if not pub.closed and pub.source not in p.blocked
+        ]
 
     def reconcile(self) -> None:
         """After anything changed (an offer, someone leaving or speaking, a receive policy):
         the recorder records every publication, and each participant gets what its receive
         policy and the room's speakers choose (`sfu.assignment.choose`)."""
         self._reconcile_soon = None
+        for participant in self.live():
+            for stopped in participant.blocked & participant.publications.keys():
+                participant.publications[stopped].level_sink = None  # a muted mic never speaks
         publications = self.publications()
         for publication in publications:
             publication.level_sink = self.speakers.level if publication.kind == "audio" else None

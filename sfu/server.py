@@ -100,6 +100,19 @@ class MediaServer:
         participant.policy = policy
         room.reconcile()
 
+    def block(self, room_id: str, participant_id: str, sources: frozenset[Source]) -> None:
+        """Forward and record none of these sources of the participant from now on (a
+        moderator's mute), and all the others again. Takes effect at once: the slots that
+        carried them are given to others or fall idle in this call."""
+        room = self._rooms.get(room_id)
+        participant = room.participants.get(participant_id) if room else None
+        if room is None or participant is None:
+            return
+        participant.blocked = sources
+        if "microphone" in sources:
+            room.forget_speaker(participant_id)
+        room.reconcile()
+
     def speakers(self, room_id: str) -> SpeakerState[str]:
         """Who is speaking in the room (dominant, recent, audible)."""
         room = self._rooms.get(room_id)

@@ -10,23 +10,31 @@ from aiohttp import web
 
 from sfu import MediaServer
 from signaling import security
+from signaling.admission import WaitingRoom
+from signaling.audit import AuditLog
 from signaling.config import Settings, ensure_data_dir, jwt_secret
 from signaling.errors import error_middleware
 from signaling.handlers import ROUTES
 from signaling.keys import (
+    AUDIT,
     DATABASE,
     HANDSHAKES,
     JOBS,
+    LIFECYCLE,
     LIVE,
     MEETINGS,
+    MODERATION,
     RECORDINGS,
     SETTINGS,
     THROTTLE,
     TOKEN_REFUSALS,
     TOKENS,
+    WAITING_ROOM,
 )
+from signaling.lifecycle import Lifecycle
 from signaling.media_config import media_settings
 from signaling.meetings import MeetingService
+from signaling.moderation import Moderation
 from signaling.realtime.limits import PendingHandshakes
 from signaling.realtime.live import LiveMeetings
 from signaling.recordings.control import RecordingControl
@@ -78,14 +86,29 @@ def _database_context(given: Database | None):  # type: ignore[no-untyped-def]
 async def _media_context(app: web.Application) -> AsyncIterator[None]:
     """The SFU and the recording jobs live as long as the app; on the way out, recordings
     are stopped and stored, then every peer connection is closed."""
-    media = MediaServer(media_settings(app[SETTINGS]))
+    settings, database = app[SETTINGS], app[DATABASE]
+    media = MediaServer(media_settings(settings))
     live = LiveMeetings(media)
-    jobs = ComposeQueue(app[SETTINGS], app[DATABASE])
-    recordings = RecordingControl(app[DATABASE], live, jobs)
-    meetings_ = MeetingService(app[DATABASE], live, recordings)
+    audit = AuditLog(database)
+    jobs = ComposeQueue(settings, database)
+    recordings = RecordingControl(database, live, jobs, audit)
+    meetings_ = MeetingService(database, live, recordings, audit)
+    waiting_room = WaitingRoom(
+        database,
+        live,
+        meetings_,
+        audit,
+        limit=settings.waiting_room_limit,
+        knock_retry_seconds=settings.knock_retry_seconds,
+    )
+    lifecycle = Lifecycle(database, live, meetings_, settings)
     app[LIVE], app[JOBS], app[RECORDINGS], app[MEETINGS] = live, jobs, recordings, meetings_
+    app[AUDIT], app[WAITING_ROOM], app[LIFECYCLE] = audit, waiting_room, lifecycle
+    app[MODERATION] = Moderation(database, live, meetings_, waiting_room, audit)
     await jobs.start()
+    lifecycle.start()
     yield
+    await lifecycle.close()
     await meetings_.shutdown()
     await media.close()
     await jobs.close()

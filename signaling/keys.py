@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from signaling.admission import WaitingRoom
+from signaling.audit import AuditLog
 from signaling.config import Settings
+from signaling.lifecycle import Lifecycle
 from signaling.meetings import MeetingService
+from signaling.moderation import Moderation
 from signaling.realtime.limits import PendingHandshakes
 from signaling.realtime.live import LiveMeetings
 from signaling.recordings.control import RecordingControl
@@ -25,3 +29,7 @@ LIVE = web.AppKey("live", LiveMeetings)
 JOBS = web.AppKey("compose_jobs", ComposeQueue)
 RECORDINGS = web.AppKey("recordings", RecordingControl)
 MEETINGS = web.AppKey("meetings", MeetingService)
+AUDIT = web.AppKey("audit", AuditLog)
+WAITING_ROOM = web.AppKey("waiting_room", WaitingRoom)
+MODERATION = web.AppKey("moderation", Moderation)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

@@ -79,23 +79,6 @@ UtcTime = Annotated[
 ]
 
 
-# Until the waiting room exists (a later issue) approval cannot be required: only false.
-def _waiting_room_unavailable(value: bool) -> bool:
-    if value:
-        raise ValueError("the waiting room is not available yet; approval cannot be required")
-    return value
-
-
-RequireApproval = Annotated[
-    bool,
-    Field(strict=True),
-    AfterValidator(_waiting_room_unavailable),
-    WithJsonSchema(
-        {"type": "boolean", "const": False, "description": "the waiting room is not available yet"}
-    ),
-]
-
-
 class Request(BaseModel):
     """Every request body and query: unknown fields are refused. The NUL check is a net
     under the patterns, for a string field someone adds without one."""
@@ -188,16 +171,20 @@ class UserPage(Page[UserOut]):
 
 class MeetingSettings(Request):
     max_participants: MaxParticipants = 50
-    require_approval: RequireApproval = False
+    require_approval: Flag = False  # the waiting room
     enable_recording: Flag = False
     enable_chat: Flag = True
+    allow_self_unmute: Flag = True  # after a moderator's mute
+    end_on_schedule: Flag = False  # end at scheduled_start + duration_minutes
 
 
 class MeetingSettingsPatch(Request):
     max_participants: MaxParticipants | MISSING = MISSING
-    require_approval: RequireApproval | MISSING = MISSING
+    require_approval: Flag | MISSING = MISSING
     enable_recording: Flag | MISSING = MISSING
     enable_chat: Flag | MISSING = MISSING
+    allow_self_unmute: Flag | MISSING = MISSING
+    end_on_schedule: Flag | MISSING = MISSING
 
 
 class MeetingCreate(Request):
@@ -228,6 +215,9 @@ class MeetingSettingsOut(BaseModel):
     require_approval: bool
     enable_recording: bool
     enable_chat: bool
+    allow_self_unmute: bool
+    end_on_schedule: bool
+    locked: bool
 
 
 class MeetingOut(BaseModel):
@@ -252,12 +242,80 @@ class MeetingPage(Page[MeetingOut]):
 
 
 class JoinResponse(BaseModel):
+    """`admitted`: a seat is held; `waiting`: the meeting has a waiting room and a moderator
+    must let the person in (they connect the signaling WebSocket to knock); no seat."""
+
+    status: Literal["admitted", "waiting"]
     meeting: MeetingOut
-    participation_id: int
-    role: Literal["host", "moderator", "participant"]
-    joined_at: datetime
+    participation_id: int | None
+    role: Literal["host", "moderator", "participant"] | None
+    joined_at: datetime | None
     # the seat is kept until then unless the signaling WebSocket joins (null: connected)
     held_until: datetime | None
+
+
+# --- the waiting room and moderation ----------------------------------------------------
+
+Source = Literal["microphone", "camera", "screen"]
+
+
+class KnockOut(BaseModel):
+    participant_id: str
+    user_id: int
+    display_name: str
+    since: datetime
+
+
+class WaitingList(BaseModel):
+    items: list[KnockOut]
+
+
+class AdmittedOut(BaseModel):
+    admitted: list[KnockOut]
+
+
+class Enabled(Request):
+    enabled: Flag
+
+
+class Locked(Request):
+    locked: Flag
+
+
+class MuteRequest(Request):
+    sources: Annotated[list[Source], Field(min_length=1, max_length=3)]
+
+
+class RemoveRequest(Request):
+    bar: Flag = False
+
+
+class RoleRequest(Request):
+    role: Literal["host", "moderator", "participant"]
+
+
+class MediaOut(BaseModel):
+    microphone: bool
+    camera: bool
+    screen: bool
+
+
+class ParticipantOut(BaseModel):
+    participant_id: str
+    user_id: int
+    display_name: str
+    role: Literal["host", "moderator", "participant"]
+    media: MediaOut
+    held: list[Source]
+    hand_raised_at: datetime | None
+
+
+class ParticipantList(BaseModel):
+    items: list[ParticipantOut]
+
+
+class MutedCount(BaseModel):
+    muted: int
 
 
 class HealthResponse(BaseModel):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Meeting, ParticipantRole, Participation
+from storage.models import Meeting, MeetingMember, ParticipantRole, Participation
 from storage.types import utcnow
 
 ROOM_ID_BYTES = 12  # 96 bits: unguessable, 16 URL-safe characters
@@ -222,9 +222,17 @@ async def set_media_state(
 
 
 async def role_of(session: AsyncSession, meeting: Meeting, user_id: int) -> ParticipantRole | None:
-    """The user's role in the meeting: `host`, or the role of their open visit, or None."""
+    """The user's role in the meeting: `host`; `moderator` when the host made them one;
+    `participant` while they have an open visit; otherwise None."""
     if meeting.host_id == user_id:
         return "host"
+    member = await session.scalar(
+        select(MeetingMember).where(
+            MeetingMember.meeting_id == meeting.id, MeetingMember.user_id == user_id
+        )
+    )
+    if member is not None and member.role == "moderator" and not member.barred:
+        return "moderator"
     return cast(ParticipantRole | None, await open_role(session, meeting.id, user_id))
 
 
@@ -237,3 +245,44 @@ async def open_role(session: AsyncSession, meeting_id: int, user_id: int) -> str
             Participation.left_at.is_(None),
         )
     )
+
+
+async def empty_since_before(session: AsyncSession, cutoff: datetime) -> Sequence[Meeting]:
+    """Active meetings nobody is in (no live visit, no seat still held) since before
+    `cutoff`: since the last visit ended, or since the meeting started if nobody came."""
+    now = utcnow()
+    inside = (
+        select(Participation.id)
+        .where(
+            Participation.meeting_id == Meeting.id,
+            Participation.left_at.is_(None),
+            or_(Participation.held_until.is_(None), Participation.held_until > now),
+        )
+        .exists()
+    )
+    last_left = (
+        select(func.max(Participation.left_at))
+        .where(Participation.meeting_id == Meeting.id)
+        .scalar_subquery()
+    )
+    rows = await session.scalars(
+        select(Meeting).where(
+            Meeting.status == "active",
+            ~inside,
+            func.coalesce(last_left, Meeting.started_at, Meeting.created_at) <= cutoff,
+        )
+    )
+    return rows.unique().all()
+
+
+async def ending_on_schedule(session: AsyncSession, before: datetime) -> Sequence[Meeting]:
+    """Meetings that end at their scheduled end and start before `before` (not ended)."""
+    rows = await session.scalars(
+        select(Meeting).where(
+            Meeting.end_on_schedule.is_(True),
+            Meeting.status != "ended",
+            Meeting.scheduled_start.is_not(None),
+            Meeting.scheduled_start <= before,
+        )
+    )
+    return rows.unique().all()

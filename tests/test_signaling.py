@@ -265,7 +265,7 @@ async def test_bad_messages_get_errors_and_harm_nobody(api, make_user, clients):
     assert (await b.wait_for("error"))["code"] == "invalid-message"
     with pytest.raises(SignalingError) as not_host:
         await b.request({"type": "end-meeting"}, "meeting-ended")
-    assert not_host.value.code == "not-host"
+    assert not_host.value.code == "not-moderator"
     reply = await b.request({"type": "chat", "text": "still fine"}, "chat")
     assert reply["message"]["text"] == "still fine"
     assert (await a.wait_for("chat"))["message"]["text"] == "still fine"

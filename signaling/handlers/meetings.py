@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from aiohttp import web
 
 from signaling.auth import current_user
 from signaling.errors import ApiError
+from signaling.handlers.actor import actor_of
 from signaling.handlers.bodies import json_model, parse_body, parse_query, path_room_id
 from signaling.handlers.table import ROUTES
-from signaling.keys import DATABASE, MEETINGS, SETTINGS
-from signaling.permissions import Action, host_role, require
+from signaling.keys import AUDIT, DATABASE, MEETINGS, SETTINGS, WAITING_ROOM
+from signaling.meetings import Seat, authorize, load_meeting
+from signaling.permissions import Action
 from signaling.schemas import (
     HostOut,
     JoinResponse,
@@ -53,13 +54,6 @@ def meeting_out(request: web.Request, meeting: Meeting, viewer: User) -> Meeting
         join_url=f"{base}/m/{meeting.room_id}",
         is_host=meeting.host_id == viewer.id,
     )
-
-
-async def _load(session: Any, room_id: str) -> Meeting:
-    meeting = await meetings.get_meeting(session, room_id)
-    if meeting is None:
-        raise ApiError(404, "meeting-not-found", "no meeting has this id")
-    return meeting
 
 
 def _check_start(start: datetime | None) -> None:
@@ -129,7 +123,7 @@ async def list_meetings(request: web.Request) -> web.Response:
 async def get_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
     async with request.app[DATABASE].session() as session:
-        meeting = await _load(session, path_room_id(request))
+        meeting = await load_meeting(session, path_room_id(request))
         out = meeting_out(request, meeting, user)
     return json_model(out)
 
@@ -148,15 +142,20 @@ async def patch_meeting(request: web.Request) -> web.Response:
     body = await parse_body(request, MeetingPatch)
     # fields left out are MISSING, and not dumped; settings are stored as columns too
     changes = body.model_dump(exclude={"settings"}) | body.model_dump().get("settings", {})
-    async with request.app[DATABASE].session() as session:
-        meeting = await _load(session, path_room_id(request))
-        require(user, host_role(meeting.host_id, user), Action.EDIT_MEETING)
-        if meeting.status == "ended":
-            raise ApiError(409, "meeting-ended", "an ended meeting cannot be changed")
-        if changes.get("scheduled_start", meeting.scheduled_start) != meeting.scheduled_start:
-            _check_start(changes["scheduled_start"])
-        await meetings.update_meeting(session, meeting, **changes)
-        out = meeting_out(request, meeting, user)
+    actor, room_id = actor_of(request, user), path_room_id(request)
+    async with request.app[AUDIT].refusals(actor, "meeting-update", room_id=room_id):
+        async with request.app[DATABASE].session() as session:
+            meeting = await authorize(session, room_id, user, Action.EDIT_MEETING)
+            if meeting.status == "ended":
+                raise ApiError(409, "meeting-ended", "an ended meeting cannot be changed")
+            if changes.get("scheduled_start", meeting.scheduled_start) != meeting.scheduled_start:
+                _check_start(changes["scheduled_start"])
+            await meetings.update_meeting(session, meeting, **changes)
+            out = meeting_out(request, meeting, user)
+    await request.app[AUDIT].record(
+        actor, "meeting-update", room_id=room_id, detail=", ".join(sorted(changes))
+    )
+    await request.app[WAITING_ROOM].settings_changed(meeting, actor)
     return json_model(out)
 
 
@@ -170,27 +169,39 @@ async def patch_meeting(request: web.Request) -> web.Response:
 )
 async def delete_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
-    await request.app[MEETINGS].delete(path_room_id(request), user)
+    await request.app[MEETINGS].delete(path_room_id(request), actor_of(request, user))
     return web.Response(status=204)
 
 
 @ROUTES.route(
     "POST",
     MEETING_PATH + "/join",
-    summary="Hold a seat in the meeting for the signaling connection that follows",
+    summary="Hold a seat for the signaling connection that follows, or learn one must wait",
     tag="meetings",
     response=JoinResponse,
-    errors=(404, 409),
+    errors=(403, 404, 409, 423),
 )
 async def join_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
-    joined = await request.app[MEETINGS].admit(
-        path_room_id(request), user, hold=timedelta(seconds=SEAT_HOLD_SECONDS)
+    admission = await request.app[MEETINGS].admit(
+        path_room_id(request), actor_of(request, user), hold=timedelta(seconds=SEAT_HOLD_SECONDS)
     )
+    if not isinstance(admission, Seat):
+        out = JoinResponse(
+            status="waiting",
+            meeting=meeting_out(request, admission.meeting, user),
+            participation_id=None,
+            role=None,
+            joined_at=None,
+            held_until=None,
+        )
+        return json_model(out)
+    joined = admission.joined
     out = JoinResponse(
+        status="admitted",
         meeting=meeting_out(request, joined.meeting, user),
         participation_id=joined.participation.id,
-        role=joined.participation.role,  # type: ignore[arg-type]
+        role=admission.role,
         joined_at=joined.participation.joined_at,
         held_until=joined.participation.held_until,
     )
@@ -200,12 +211,12 @@ async def join_meeting(request: web.Request) -> web.Response:
 @ROUTES.route(
     "POST",
     MEETING_PATH + "/end",
-    summary="End the meeting for everyone (host)",
+    summary="End the meeting for everyone (host, moderators, admins)",
     tag="meetings",
     response=MeetingOut,
-    errors=(404, 409),
+    errors=(403, 404, 409),
 )
 async def end_meeting(request: web.Request) -> web.Response:
     user = await current_user(request)
-    meeting = await request.app[MEETINGS].end(path_room_id(request), user)
+    meeting = await request.app[MEETINGS].end(path_room_id(request), actor_of(request, user))
     return json_model(meeting_out(request, meeting, user))

@@ -37,12 +37,22 @@ class Media(BaseModel):
     screen: bool = False
 
 
+def _utc_z(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
 class ParticipantInfo(BaseModel):
     participant_id: str
     user_id: int
     display_name: str
     role: Literal["host", "moderator", "participant"]
     media: Media
+    hand_raised_at: datetime | None = None
+    held: list[Source] = []  # sources a moderator stopped that they may not turn on yet
+
+    @field_serializer("hand_raised_at")
+    def _hand_z(self, value: datetime | None) -> str | None:
+        return None if value is None else _utc_z(value)
 
 
 class Person(BaseModel):
@@ -60,8 +70,8 @@ class ChatMessageOut(BaseModel):
     created_at: datetime
 
     @field_serializer("created_at")
-    def _utc_z(self, value: datetime) -> str:
-        return value.isoformat().replace("+00:00", "Z")
+    def _created_z(self, value: datetime) -> str:
+        return _utc_z(value)
 
     @classmethod
     def of(cls, message: ChatMessage) -> ChatMessageOut:
@@ -80,6 +90,27 @@ class MeetingSettingsInfo(BaseModel):
     enable_chat: bool
     enable_recording: bool
     require_approval: bool
+    allow_self_unmute: bool
+    locked: bool
+    end_on_schedule: bool
+
+
+class KnockInfo(BaseModel):
+    """Someone waiting to be let in."""
+
+    participant_id: str
+    user_id: int
+    display_name: str
+    since: datetime
+
+    @field_serializer("since")
+    def _since_z(self, value: datetime) -> str:
+        return _utc_z(value)
+
+
+class WaitingMeeting(BaseModel):
+    room_id: str
+    title: str
 
 
 class MeetingInfo(BaseModel):
@@ -134,6 +165,7 @@ class Welcome(ServerEvent):
     speakers: Speakers
     ice_servers: list[dict[str, Any]]
     limits: Limits
+    waiting: list[KnockInfo]  # the waiting room's queue; empty unless you may admit
 
 
 class Answer(ServerEvent):
@@ -207,6 +239,97 @@ class ActiveSpeaker(ServerEvent):
     type: Literal["active-speaker"] = "active-speaker"
     participant_id: str | None
     recent: list[str]
+
+
+# --- the waiting room and moderation -------------------------------------------------------
+
+
+class Waiting(ServerEvent):
+    type: Literal["waiting"] = "waiting"
+    meeting: WaitingMeeting
+    host_present: bool
+    may_be_recorded: bool
+
+
+class Denied(ServerEvent):
+    type: Literal["denied"] = "denied"
+    reason: str
+    retry_after: int
+
+
+class Knock(ServerEvent):
+    type: Literal["knock"] = "knock"
+    participant_id: str
+    user_id: int
+    display_name: str
+    since: datetime
+
+    @field_serializer("since")
+    def _since_z(self, value: datetime) -> str:
+        return _utc_z(value)
+
+    @classmethod
+    def of(cls, knock: KnockInfo) -> Knock:
+        return cls(**knock.model_dump())
+
+
+class KnockResolved(ServerEvent):
+    type: Literal["knock-resolved"] = "knock-resolved"
+    participant_id: str
+    outcome: Literal["admitted", "denied", "left"]
+    by: Person | None
+
+
+class Muted(ServerEvent):
+    type: Literal["muted"] = "muted"
+    sources: list[Source]
+    by: Person
+    may_unmute: bool
+
+
+class UnmuteAllowed(ServerEvent):
+    type: Literal["unmute-allowed"] = "unmute-allowed"
+    by: Person
+
+
+class Removed(ServerEvent):
+    type: Literal["removed"] = "removed"
+    by: Person
+    barred: bool
+
+
+class RoleChanged(ServerEvent):
+    type: Literal["role-changed"] = "role-changed"
+    participant_id: str
+    user_id: int
+    role: Literal["host", "moderator", "participant"]
+
+
+class MeetingUpdated(ServerEvent):
+    type: Literal["meeting-updated"] = "meeting-updated"
+    host_id: int
+    settings: MeetingSettingsInfo
+
+
+class HandChanged(ServerEvent):
+    type: Literal["hand"] = "hand"
+    participant_id: str
+    raised: bool
+    at: datetime | None
+
+    @field_serializer("at")
+    def _at_z(self, value: datetime | None) -> str | None:
+        return None if value is None else _utc_z(value)
+
+
+class MeetingEnding(ServerEvent):
+    type: Literal["meeting-ending"] = "meeting-ending"
+    at: datetime
+    seconds: int
+
+    @field_serializer("at")
+    def _at_z(self, value: datetime) -> str:
+        return _utc_z(value)
 
 
 class ErrorEvent(ServerEvent):

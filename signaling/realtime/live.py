@@ -13,15 +13,17 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from aiohttp import web
 
-from rtp.types import SlotAssignment
+from rtp.types import SlotAssignment, Source
 from sfu import MediaServer
 
 from .events import (
     ActiveSpeaker,
+    KnockInfo,
     Media,
     MeetingEnded,
     ParticipantInfo,
@@ -30,6 +32,8 @@ from .events import (
     ServerEvent,
     Slot,
     Tracks,
+    Waiting,
+    WaitingMeeting,
 )
 from .protocol import CloseCode, LeaveReason
 
@@ -48,7 +52,12 @@ class Peer:
     participation_id: int
     ws: web.WebSocketResponse
     participant_id: str = field(default_factory=lambda: "p-" + secrets.token_urlsafe(8))
+    is_admin: bool = False
+    address: str | None = None
     media: Media = field(default_factory=Media)
+    held: set[Source] = field(default_factory=set)  # stopped by a moderator, not allowed back
+    blocked: set[Source] = field(default_factory=set)  # not forwarded until turned on again
+    hand_raised_at: datetime | None = None
     slots: list[SlotAssignment] = field(default_factory=list)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int = CloseCode.NORMAL
@@ -65,7 +74,14 @@ class Peer:
             display_name=self.display_name,
             role=self.role,  # type: ignore[arg-type]
             media=self.media,
+            hand_raised_at=self.hand_raised_at,
+            held=sorted(self.held),
         )
+
+    @property
+    def may_admit(self) -> bool:
+        """Whether this person may act on the waiting room (kept in step with the role)."""
+        return self.is_admin or self.role in ("host", "moderator")
 
     def send(self, event: ServerEvent) -> None:
         self.send_dumped(event.dump())
@@ -131,6 +147,33 @@ class Peer:
         self.send(ActiveSpeaker(participant_id=dominant, recent=recent))
 
 
+Decision = Literal["admitted", "denied", "ended", "replaced", "left", "going-away", "flood"]
+
+
+@dataclass
+class Waiter:
+    """One person held in the waiting room: their socket gets `waiting` and nothing else
+    until a decision arrives (`signaling.realtime.session` waits for it)."""
+
+    knock: KnockInfo
+    outbox: asyncio.Queue[ServerEvent | Decision] = field(default_factory=asyncio.Queue)
+    decided: Decision | None = None
+
+    @property
+    def participant_id(self) -> str:
+        return self.knock.participant_id
+
+    def send(self, event: ServerEvent) -> None:
+        if self.decided is None:
+            self.outbox.put_nowait(event)
+
+    def decide(self, decision: Decision) -> None:
+        """The first decision wins; later ones are ignored."""
+        if self.decided is None:
+            self.decided = decision
+            self.outbox.put_nowait(decision)
+
+
 @dataclass
 class LiveRoom:
     room_id: str
@@ -138,6 +181,9 @@ class LiveRoom:
     host_id: int
     enable_chat: bool
     peers: dict[str, Peer] = field(default_factory=dict)
+    waiting: dict[str, Waiter] = field(default_factory=dict)  # in order of knocking
+    title: str = ""
+    may_be_recorded: bool = False
 
     def broadcast(self, event: ServerEvent, *, skip: str | None = None) -> None:
         dumped = event.dump()
@@ -145,13 +191,43 @@ class LiveRoom:
             if peer.participant_id != skip:
                 peer.send_dumped(dumped)
 
+    def tell_moderators(self, event: ServerEvent) -> None:
+        """Send to those who may act on the waiting room (host, moderators, admins)."""
+        dumped = event.dump()
+        for peer in list(self.peers.values()):
+            if peer.may_admit:
+                peer.send_dumped(dumped)
+
+    @property
+    def host_present(self) -> bool:
+        return any(peer.may_admit for peer in self.peers.values())
+
+    def waiting_status(self) -> Waiting:
+        return Waiting(
+            meeting=WaitingMeeting(room_id=self.room_id, title=self.title),
+            host_present=self.host_present,
+            may_be_recorded=self.may_be_recorded,
+        )
+
+    def refresh_waiting(self, was_present: bool) -> None:
+        """Tell the waiting whether someone who can let them in is inside, when that changed."""
+        if self.waiting and self.host_present != was_present:
+            status = self.waiting_status()
+            for waiter in list(self.waiting.values()):
+                waiter.send(status)
+
+    def waiter_of_user(self, user_id: int) -> Waiter | None:
+        return next((w for w in self.waiting.values() if w.knock.user_id == user_id), None)
+
     def detach(self, peer: Peer) -> None:
         """Take the peer out of the room and tell the others (once, however it left)."""
         if self.peers.get(peer.participant_id) is peer:
+            was_present = self.host_present
             del self.peers[peer.participant_id]
             self.broadcast(
                 ParticipantLeft(participant_id=peer.participant_id, reason=peer.close_reason)
             )
+            self.refresh_waiting(was_present)
 
     def peer_of_user(self, user_id: int) -> Peer | None:
         return next((p for p in self.peers.values() if p.user_id == user_id), None)
@@ -169,11 +245,12 @@ class LiveMeetings:
         if room is None:
             room = self.rooms[room_id] = LiveRoom(room_id, meeting_id, host_id, enable_chat)
         room.enable_chat = enable_chat
+        room.host_id = host_id
         return room
 
     def forget_if_empty(self, room_id: str) -> None:
         room = self.rooms.get(room_id)
-        if room is not None and not room.peers:
+        if room is not None and not room.peers and not room.waiting:
             del self.rooms[room_id]
 
     def end(self, room_id: str, reason: str) -> None:
@@ -185,6 +262,9 @@ class LiveMeetings:
         room.broadcast(MeetingEnded(reason=reason))
         for peer in list(room.peers.values()):
             peer.close(CloseCode.MEETING_ENDED, LeaveReason.MEETING_ENDED)
+        for waiter in list(room.waiting.values()):
+            waiter.send(MeetingEnded(reason=reason))
+            waiter.decide("ended")
 
     def send_everyone_away(self) -> None:
         """The server is stopping: close every socket with 1001, so clients reconnect (to
@@ -192,3 +272,5 @@ class LiveMeetings:
         for room in list(self.rooms.values()):
             for peer in list(room.peers.values()):
                 peer.close(CloseCode.GOING_AWAY, LeaveReason.SERVER_SHUTDOWN)
+            for waiter in list(room.waiting.values()):
+                waiter.decide("going-away")

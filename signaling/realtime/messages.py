@@ -92,6 +92,74 @@ class StopRecording(ClientMessage):
     type: Literal["stop-recording"]
 
 
+# --- the waiting room and moderation (docs/protocol.md, "Moderation") ------------------------
+
+
+class Admit(ClientMessage):
+    type: Literal["admit"]
+    participant_id: ParticipantId
+
+
+class Deny(ClientMessage):
+    type: Literal["deny"]
+    participant_id: ParticipantId
+
+
+class AdmitAll(ClientMessage):
+    type: Literal["admit-all"]
+
+
+class WaitingRoom(ClientMessage):
+    type: Literal["waiting-room"]
+    enabled: bool
+
+
+class Lock(ClientMessage):
+    type: Literal["lock"]
+    locked: bool
+
+
+Sources = Annotated[list[Source], Field(min_length=1, max_length=3)]
+
+
+class Mute(ClientMessage):
+    type: Literal["mute"]
+    participant_id: ParticipantId
+    sources: Sources
+
+
+class MuteAll(ClientMessage):
+    type: Literal["mute-all"]
+
+
+class AllowUnmute(ClientMessage):
+    type: Literal["allow-unmute"]
+    participant_id: ParticipantId
+
+
+class Remove(ClientMessage):
+    type: Literal["remove"]
+    participant_id: ParticipantId
+    bar: bool = False
+
+
+class SetRole(ClientMessage):
+    type: Literal["set-role"]
+    participant_id: ParticipantId
+    role: Literal["host", "moderator", "participant"]
+
+
+class Hand(ClientMessage):
+    type: Literal["hand"]
+    raised: bool
+    participant_id: ParticipantId | None = None  # someone else's: lowering, by a moderator
+
+
+ModerationMessage = (
+    Admit | Deny | AdmitAll | WaitingRoom | Lock | Mute | MuteAll | AllowUnmute | Remove | SetRole
+)
+
+
 AnyClientMessage = Annotated[
     Hello
     | Offer
@@ -102,7 +170,18 @@ AnyClientMessage = Annotated[
     | EndMeeting
     | Leave
     | StartRecording
-    | StopRecording,
+    | StopRecording
+    | Admit
+    | Deny
+    | AdmitAll
+    | WaitingRoom
+    | Lock
+    | Mute
+    | MuteAll
+    | AllowUnmute
+    | Remove
+    | SetRole
+    | Hand,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGE = TypeAdapter(AnyClientMessage)
@@ -117,4 +196,15 @@ CLIENT_TYPES = (
     "leave",
     "start-recording",
     "stop-recording",
+    "admit",
+    "deny",
+    "admit-all",
+    "waiting-room",
+    "lock",
+    "mute",
+    "mute-all",
+    "allow-unmute",
+    "remove",
+    "set-role",
+    "hand",
 )

@@ -35,6 +35,8 @@ class ErrorCode:
     NO_COMMON_CODEC = "no-common-codec"
     BAD_TRACK_MAP = "bad-track-map"
     MEDIA_FAILED = "media-failed"
+    NOT_ADMITTED = "not-admitted"  # a waiting person sent something other than ping or leave
+    MUTED_BY_MODERATOR = "muted-by-moderator"
 
 
 class LeaveReason:
@@ -48,6 +50,8 @@ class LeaveReason:
     FLOOD = "flood"  # too many messages, or too slow to read events
     MESSAGE_TOO_LARGE = "message-too-large"
     MEETING_ENDED = "meeting-ended"
+    REMOVED = "removed"  # a moderator removed them
+    DENIED = "denied"  # a moderator refused them at the waiting room
     SERVER_SHUTDOWN = "server-shutdown"
     SERVER_ERROR = "server-error"
 
@@ -67,6 +71,8 @@ class CloseCode:
     CONFLICT = 4409  # meeting ended or full
     REPLACED = 4410  # the same person joined again from another connection
     MEETING_ENDED = 4411  # the host ended the meeting while you were in it
+    REMOVED = 4412  # a moderator removed you
+    DENIED = 4413  # a moderator refused you at the waiting room
     FLOOD = 4429  # too many messages
     MEDIA_FAILED = 4502  # the media connection (ICE/DTLS) failed
     SERVER_ERROR = 1011

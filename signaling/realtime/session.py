@@ -17,23 +17,35 @@ from pydantic import ValidationError
 
 from sfu import MAX_LAST_N, NegotiationError, ReceivePolicy
 from signaling.addresses import client_address
+from signaling.audit import Actor
 from signaling.auth import user_for_token
 from signaling.errors import ApiError, parse_json
-from signaling.keys import DATABASE, HANDSHAKES, LIVE, MEETINGS, RECORDINGS, SETTINGS
+from signaling.keys import (
+    AUDIT,
+    DATABASE,
+    HANDSHAKES,
+    LIVE,
+    MEETINGS,
+    MODERATION,
+    RECORDINGS,
+    SETTINGS,
+    WAITING_ROOM,
+)
 from signaling.media_config import client_ice_servers
+from signaling.meetings import Seat, Wait, settings_info
 from storage import chat, meetings, users
-from storage.models import User
+from storage.models import Meeting
 
 from .events import (
     Answer,
     ChatMessageOut,
     ChatPosted,
+    Denied,
     ErrorEvent,
     Limits,
     Media,
     MediaStateChanged,
     MeetingInfo,
-    MeetingSettingsInfo,
     ParticipantJoined,
     Pong,
     ServerEvent,
@@ -41,13 +53,14 @@ from .events import (
     Welcome,
 )
 from .limits import TokenBucket
-from .live import LiveRoom, Peer
+from .live import LiveRoom, Peer, Waiter
 from .messages import (
     CLIENT_MESSAGE,
     CLIENT_TYPES,
     Chat,
     ClientMessage,
     EndMeeting,
+    Hand,
     Hello,
     Leave,
     MediaState,
@@ -57,6 +70,7 @@ from .messages import (
     StartRecording,
     StopRecording,
 )
+from .moderating import MODERATION_MESSAGES, moderate
 from .protocol import (
     CHAT_HISTORY,
     CHAT_MAX_CHARS,
@@ -97,7 +111,10 @@ async def meeting_socket(request: web.Request) -> web.WebSocketResponse:
         )
         await ws.prepare(request)
         try:
-            session = await _join(app, ws, request.match_info["room_id"])
+            session = await _join(app, ws, request.match_info["room_id"], address)
+        except _SentAway as gone:
+            await ws.close(code=gone.code, message=gone.reason.encode())
+            return ws
         except ApiError as refused:
             log.info("signaling refused: %s (%s)", refused.code, refused.message)
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -145,18 +162,126 @@ async def _hello(ws: web.WebSocketResponse) -> Hello:
         raise ApiError(400, ErrorCode.INVALID_MESSAGE, _validation_message(exc)) from None
 
 
-async def _join(app: web.Application, ws: web.WebSocketResponse, room_id: str) -> Session:
-    """Authenticate, admit, take the person's place in the room (replacing an older
-    connection of theirs), and send `welcome` to them and `participant-joined` to the rest."""
+class _SentAway(Exception):
+    """The socket ends before admission (denied, replaced, the meeting ended, left)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+async def _join(
+    app: web.Application, ws: web.WebSocketResponse, room_id: str, address: str
+) -> Session:
+    """Authenticate, admit (or hold in the waiting room until a moderator decides), take
+    the person's place in the room (replacing an older connection of theirs), and send
+    `welcome` to them and `participant-joined` to the rest."""
     hello = await _hello(ws)
-    user = await user_for_token(app, hello.token)
-    joined = await app[MEETINGS].admit(room_id, user)
-    meeting = joined.meeting
+    actor = Actor(await user_for_token(app, hello.token), address)
+    admission = await app[MEETINGS].admit(room_id, actor)
+    while isinstance(admission, Wait):
+        await _wait(app, ws, admission.meeting, actor)
+        admission = await app[MEETINGS].admit(room_id, actor)
+    return await _seat(app, ws, admission, actor)
+
+
+async def _wait(
+    app: web.Application, ws: web.WebSocketResponse, meeting: Meeting, actor: Actor
+) -> None:
+    """Hold the person in the waiting room: their socket gets `waiting` (again whenever
+    someone who can admit comes or goes) and nothing else; it may only `ping` or `leave`.
+    Returns once admitted; raises `_SentAway` for every other end."""
+    room, waiter = await app[WAITING_ROOM].knock(meeting, actor)
+    reader = asyncio.create_task(_read_while_waiting(app, ws, waiter, actor, meeting.room_id))
+    try:
+        while not isinstance(item := await waiter.outbox.get(), str):
+            await ws.send_json(item.dump())
+    except (ConnectionError, RuntimeError):
+        item = "left"
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        app[WAITING_ROOM].withdraw(room, waiter)
+    match item:
+        case "admitted":
+            return
+        case "denied":
+            retry = app[SETTINGS].knock_retry_seconds
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(
+                    Denied(reason="a moderator did not let you in", retry_after=retry).dump()
+                )
+            raise _SentAway(CloseCode.DENIED, LeaveReason.DENIED)
+        case "ended":
+            raise _SentAway(CloseCode.MEETING_ENDED, LeaveReason.MEETING_ENDED)
+        case "replaced":
+            raise _SentAway(CloseCode.REPLACED, LeaveReason.REPLACED)
+        case "going-away":
+            raise _SentAway(CloseCode.GOING_AWAY, LeaveReason.SERVER_SHUTDOWN)
+        case "flood":
+            raise _SentAway(CloseCode.FLOOD, LeaveReason.FLOOD)
+        case _:
+            raise _SentAway(CloseCode.NORMAL, LeaveReason.LEFT)
+
+
+async def _read_while_waiting(
+    app: web.Application, ws: web.WebSocketResponse, waiter: Waiter, actor: Actor, room_id: str
+) -> None:
+    """While waiting: `ping` is answered, `leave` ends the wait, anything else is refused
+    (`not-admitted`; the first refusal of each type is audited). The same rate limit holds."""
+    bucket, strikes = TokenBucket(MESSAGES_PER_SECOND, MESSAGE_BURST), 0
+    refused: set[str] = set()
+    try:
+        async for msg in ws:
+            if not bucket.take():
+                strikes += 1
+                if strikes >= FLOOD_STRIKES:
+                    waiter.decide("flood")
+                continue
+            data = None
+            if msg.type == WSMsgType.TEXT:
+                with contextlib.suppress(ValueError):
+                    data = parse_json(msg.data)
+            kind = data.get("type") if isinstance(data, dict) else None
+            ref = data.get("id") if isinstance(data, dict) else None
+            ref = ref if isinstance(ref, str) and len(ref) <= 64 else None
+            if kind == "ping":
+                waiter.send(Pong(ref=ref))
+            elif kind == "leave":
+                waiter.decide("left")
+            else:
+                waiter.send(
+                    ErrorEvent(
+                        code=ErrorCode.NOT_ADMITTED,
+                        message="you are in the waiting room: wait until you are let in",
+                        ref=ref,
+                    )
+                )
+                what = str(kind)[:40] if isinstance(kind, str) else "?"
+                if what not in refused and len(refused) < 32:
+                    refused.add(what)
+                    await app[AUDIT].record(
+                        actor,
+                        "waiting-room-bypass",
+                        outcome="refused",
+                        room_id=room_id,
+                        detail=f"sent {what!r} before admission",
+                    )
+    finally:
+        waiter.decide("left")
+
+
+async def _seat(
+    app: web.Application, ws: web.WebSocketResponse, seat: Seat, actor: Actor
+) -> Session:
+    user, meeting = actor.user, seat.joined.meeting
+    room_id = meeting.room_id
     async with app[DATABASE].session() as db:
         history = await chat.recent_messages(db, meeting.id, CHAT_HISTORY)
         chat_history = [ChatMessageOut.of(m) for m in history]
     live = app[LIVE]
     room = live.room(room_id, meeting.id, meeting.host_id, meeting.enable_chat)
+    room.title, room.may_be_recorded = meeting.title, meeting.enable_recording
     previous = room.peer_of_user(user.id)
     if previous is not None:
         previous.close(CloseCode.REPLACED, LeaveReason.REPLACED)
@@ -165,10 +290,13 @@ async def _join(app: web.Application, ws: web.WebSocketResponse, room_id: str) -
         room_id=room_id,
         user_id=user.id,
         display_name=user.display_name,
-        role=joined.participation.role,
-        participation_id=joined.participation.id,
+        role=seat.role,
+        participation_id=seat.joined.participation.id,
         ws=ws,
+        is_admin=user.role == "admin",
+        address=actor.address,
     )
+    was_present = room.host_present
     room.peers[peer.participant_id] = peer
     await live.media.join(room_id, peer.participant_id, peer)
     speakers = live.media.speakers(room_id)
@@ -180,7 +308,7 @@ async def _join(app: web.Application, ws: web.WebSocketResponse, room_id: str) -
                 room_id=room_id,
                 title=meeting.title,
                 host_id=meeting.host_id,
-                settings=MeetingSettingsInfo.model_validate(meeting, from_attributes=True),
+                settings=settings_info(meeting),
             ),
             participants=[p.describe() for p in room.peers.values() if p is not peer],
             chat=chat_history,
@@ -193,9 +321,11 @@ async def _join(app: web.Application, ws: web.WebSocketResponse, room_id: str) -
                 max_last_n=MAX_LAST_N,
                 audio_streams=app[SETTINGS].audio_streams,
             ),
+            waiting=[w.knock for w in room.waiting.values()] if peer.may_admit else [],
         )
     )
     room.broadcast(ParticipantJoined(participant=peer.describe()), skip=peer.participant_id)
+    room.refresh_waiting(was_present)
     log.info("participant %s (user %s) joined %s", peer.participant_id, user.id, room_id)
     return Session(app, room, peer)
 
@@ -306,21 +436,34 @@ class Session:
             case Ping():
                 self._send(Pong(ref=message.id))
             case EndMeeting():
-                await self.app[MEETINGS].end(self.room.room_id, await self._user())
+                await self.app[MEETINGS].end(self.room.room_id, await self._actor())
             case Leave():
                 self.peer.close(CloseCode.NORMAL, LeaveReason.LEFT)
             case StartRecording():
-                await self.app[RECORDINGS].start(self.room.room_id, await self._user())
+                actor = await self._actor()
+                await self.app[RECORDINGS].start(self.room.room_id, actor.user, actor.address)
             case StopRecording():
-                await self.app[RECORDINGS].stop_by(self.room.room_id, await self._user())
+                actor = await self._actor()
+                await self.app[RECORDINGS].stop_by(self.room.room_id, actor.user, actor.address)
+            case Hand():
+                await self.app[MODERATION].hand(
+                    self.room.room_id,
+                    await self._actor(),
+                    self.peer,
+                    message.raised,
+                    message.participant_id,
+                )
+            case _ if isinstance(message, MODERATION_MESSAGES):
+                await moderate(self.app, self.room.room_id, await self._actor(), message)
 
-    async def _user(self) -> User:
+    async def _actor(self) -> Actor:
         """The account as it is now (an admin may have changed it since the handshake)."""
         async with self.app[DATABASE].session() as db:
             user = await users.get_user(db, self.peer.user_id)
         if user is None or not user.is_active:
             raise ApiError(403, "account-disabled", "this account is disabled")
-        return user
+        self.peer.is_admin = user.role == "admin"
+        return Actor(user, self.peer.address)
 
     async def _offer(self, offer: Offer) -> None:
         media = self.app[LIVE].media
@@ -362,6 +505,7 @@ class Session:
             )
             return
         media = Media(microphone=state.microphone, camera=state.camera, screen=state.screen)
+        await self.app[MODERATION].check_media_state(self.room, self.peer, media)
         self.peer.media = media
         async with self.app[DATABASE].session() as db:
             await meetings.set_media_state(db, self.peer.participation_id, **media.model_dump())

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from sfu import RecordedTrack, RecordingError
+from signaling.audit import Actor, AuditLog
 from signaling.errors import ApiError
 from signaling.permissions import Action, require
 from signaling.realtime.events import (
@@ -91,10 +92,13 @@ def _person(user: User) -> Person:
 
 
 class RecordingControl:
-    def __init__(self, database: Database, live: LiveMeetings, jobs: ComposeQueue) -> None:
+    def __init__(
+        self, database: Database, live: LiveMeetings, jobs: ComposeQueue, audit: AuditLog
+    ) -> None:
         self.database = database
         self.live = live
         self.jobs = jobs
+        self.audit = audit
         self.active: dict[str, _Active] = {}
 
     def state(self, room_id: str) -> RecordingState:
@@ -103,7 +107,17 @@ class RecordingControl:
             active=active is not None, recording_id=active.recording_id if active else None
         )
 
-    async def start(self, room_id: str, user: User) -> int:
+    async def start(self, room_id: str, user: User, address: str | None = None) -> int:
+        """Start recording (host, moderators, admins); audited, refusals included."""
+        actor = Actor(user, address)
+        async with self.audit.refusals(actor, "recording-start", room_id=room_id):
+            recording_id = await self._start(room_id, user)
+        await self.audit.record(
+            actor, "recording-start", room_id=room_id, recording_id=recording_id
+        )
+        return recording_id
+
+    async def _start(self, room_id: str, user: User) -> int:
         async with self.database.session() as db:
             meeting = await meetings.get_meeting(db, room_id)
             if meeting is None:
@@ -136,17 +150,20 @@ class RecordingControl:
         log.info("recording %s started in %s by user %s", recording_id, room_id, user.id)
         return recording_id
 
-    async def stop_by(self, room_id: str, user: User) -> int:
-        """An explicit stop: host, moderator, or any admin."""
-        async with self.database.session() as db:
-            meeting = await meetings.get_meeting(db, room_id)
-            if meeting is None:
-                raise ApiError(404, "meeting-not-found", "no meeting has this id")
-            role = await meetings.role_of(db, meeting, user.id)
-        require(user, role, Action.STOP_RECORDING)
-        recording_id = await self.stop(room_id, user, reason="stopped")
-        if recording_id is None:
-            raise ApiError(409, "not-recording", "the meeting is not being recorded")
+    async def stop_by(self, room_id: str, user: User, address: str | None = None) -> int:
+        """An explicit stop: host, moderator, or any admin; audited, refusals included."""
+        actor = Actor(user, address)
+        async with self.audit.refusals(actor, "recording-stop", room_id=room_id):
+            async with self.database.session() as db:
+                meeting = await meetings.get_meeting(db, room_id)
+                if meeting is None:
+                    raise ApiError(404, "meeting-not-found", "no meeting has this id")
+                role = await meetings.role_of(db, meeting, user.id)
+            require(user, role, Action.STOP_RECORDING)
+            recording_id = await self.stop(room_id, user, reason="stopped")
+            if recording_id is None:
+                raise ApiError(409, "not-recording", "the meeting is not being recorded")
+        await self.audit.record(actor, "recording-stop", room_id=room_id, recording_id=recording_id)
         return recording_id
 
     async def stop(self, room_id: str, user: User | None, *, reason: str) -> int | None:
