@@ -53,8 +53,10 @@ class SignalingClient:
     def participant_id(self) -> str:
         return str(self.welcome["participant_id"])
 
-    async def connect(self) -> Event:
-        """Open the socket, authenticate, and return the welcome event."""
+    async def connect(self, *, allow_waiting: bool = False) -> Event:
+        """Open the socket, authenticate, and return the welcome event — or, with
+        `allow_waiting`, the `waiting` event of a meeting's waiting room (then `admitted()`
+        waits for the welcome that follows a moderator's decision)."""
         self._session = aiohttp.ClientSession()
         self._ws = await self._session.ws_connect(self.url, heartbeat=None, max_msg_size=0)
         await self._ws.send_json(
@@ -64,11 +66,20 @@ class SignalingClient:
         if first.type != aiohttp.WSMsgType.TEXT:
             await self._fail_handshake(None)
         event = first.json()
+        if event.get("type") == "waiting" and allow_waiting:
+            self.events.append(event)
+            self._reader = asyncio.create_task(self._read())
+            return event
         if event.get("type") != "welcome":
             await self._fail_handshake(event)
         self.welcome = event
         self._reader = asyncio.create_task(self._read())
         return event
+
+    async def admitted(self, timeout: float = 15) -> Event:
+        """After a `waiting` connect: the welcome, once a moderator let us in."""
+        self.welcome = await self.wait_for("welcome", timeout=timeout)
+        return self.welcome
 
     async def _fail_handshake(self, event: Event | None) -> None:
         assert self._ws is not None

@@ -332,6 +332,13 @@ class MeetingEnding(ServerEvent):
         return _utc_z(value)
 
 
+class Ack(ServerEvent):
+    """A moderation message (or `hand`) with an `id` was carried out."""
+
+    type: Literal["ack"] = "ack"
+    ref: str | None = None
+
+
 class ErrorEvent(ServerEvent):
     type: Literal["error"] = "error"
     code: str  # an ErrorCode, or a refusal code shared with the REST API

@@ -37,6 +37,7 @@ from storage import chat, meetings, users
 from storage.models import Meeting
 
 from .events import (
+    Ack,
     Answer,
     ChatMessageOut,
     ChatPosted,
@@ -453,8 +454,10 @@ class Session:
                     message.raised,
                     message.participant_id,
                 )
+                self._send(Ack(ref=message.id))
             case _ if isinstance(message, MODERATION_MESSAGES):
                 await moderate(self.app, self.room.room_id, await self._actor(), message)
+                self._send(Ack(ref=message.id))
 
     async def _actor(self) -> Actor:
         """The account as it is now (an admin may have changed it since the handshake)."""
