@@ -16,6 +16,29 @@ export const PROTOCOL_VERSION = 1;
  * @property {string} display_name
  * @property {string} role
  * @property {MediaFlags} media
+ * @property {string | null} [hand_raised_at] when their hand went up (ISO 8601), null when down
+ * @property {Source[]} [held] sources a moderator stopped and has not allowed back yet
+ */
+/**
+ * A meeting's settings as the room knows them (`welcome.meeting.settings`, `meeting-updated`).
+ * @typedef {object} MeetingSettings
+ * @property {number} max_participants
+ * @property {boolean} enable_chat
+ * @property {boolean} enable_recording
+ * @property {boolean} require_approval the waiting room is on
+ * @property {boolean} [allow_self_unmute] people may turn on what a moderator stopped
+ * @property {boolean} [locked] nobody new may join
+ * @property {boolean} [end_on_schedule] the meeting ends at its scheduled end
+ */
+/** @typedef {{user_id: number, display_name: string}} Person */
+/**
+ * Someone in the waiting room (`welcome.waiting`, `knock`).
+ * @typedef {{participant_id: string, user_id: number, display_name: string, since: string}} Knock
+ */
+/**
+ * Held in the waiting room (the `waiting` event): sent instead of `welcome`, and again when
+ * `host_present` changes.
+ * @typedef {{meeting: {room_id: string, title: string}, host_present: boolean, may_be_recorded: boolean}} Waiting
  */
 /**
  * @typedef {object} Slot
@@ -36,13 +59,14 @@ export const PROTOCOL_VERSION = 1;
  * @typedef {object} Welcome
  * @property {string} participant_id
  * @property {Participant} you
- * @property {{room_id: string, title: string, host_id: number, settings: {max_participants: number, enable_chat: boolean, enable_recording: boolean, require_approval: boolean}}} meeting
+ * @property {{room_id: string, title: string, host_id: number, settings: MeetingSettings}} meeting
  * @property {Participant[]} participants
  * @property {ChatMessage[]} chat
  * @property {{active: boolean, recording_id: number | null}} [recording]
  * @property {RTCIceServer[]} ice_servers
  * @property {{max_message_bytes: number, chat_max_chars: number, audio_streams?: number, max_last_n?: number}} limits
  * @property {Speakers} [speakers] who speaks, at join (servers that send `active-speaker`)
+ * @property {Knock[]} [waiting] the waiting room's queue (empty unless you may admit)
  */
 /**
  * The server's speaker detection (`active-speaker`, `welcome.speakers`): the dominant speaker
@@ -61,7 +85,7 @@ export const PROTOCOL_VERSION = 1;
  * @property {number} [default_max_height]
  * @property {boolean} [screens]
  */
-/** @typedef {"idle" | "connecting" | "connected" | "reconnecting" | "closed"} ConnectionState */
+/** @typedef {"idle" | "connecting" | "waiting" | "connected" | "reconnecting" | "closed"} ConnectionState */
 /** @typedef {Record<string, any>} ServerEvent */
 /**
  * `renegotiate`: `*_slots` are how many more receive slots to add (protocol version 1);
@@ -74,8 +98,17 @@ export const PROTOCOL_VERSION = 1;
  * @property {number} [video_total]
  */
 
-/** Close codes after which the client must not reconnect by itself (section 6). */
-export const FINAL_CLOSE_CODES = new Set([1000, 1009, 4400, 4401, 4403, 4404, 4408, 4409, 4410, 4411, 4429]);
+/**
+ * Close codes after which the client must not reconnect by itself (section 6): among them
+ * 4412 removed, 4413 denied at the waiting room, 4423 the meeting is locked.
+ */
+export const FINAL_CLOSE_CODES = new Set([1000, 1009, 4400, 4401, 4403, 4404, 4408, 4409, 4410, 4411, 4412, 4413, 4423, 4429]);
+
+/** @type {Record<number, string>} what a close before the welcome means when no `error` said it */
+const CLOSE_REFUSALS = { 4411: "meeting-ended", 4412: "removed", 4413: "denied", 4423: "meeting-locked" };
+
+/** The moderation and hand messages (docs/protocol.md, "Moderation"). */
+/** @typedef {"admit" | "deny" | "admit-all" | "waiting-room" | "lock" | "mute" | "mute-all" | "allow-unmute" | "remove" | "set-role" | "hand"} CommandType */
 
 const SOURCE_KIND = /** @type {const} */ ({ microphone: "audio", camera: "video", screen: "video" });
 
@@ -142,7 +175,18 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * - `active-speaker` {speakers}: the server's dominant and recent speakers changed;
  * - `reconnect-attempt` {attempt, delayMs}: a reconnection attempt starts (after its delay);
  * - `reconnected` {attempts}: joined again after a drop, with a new peer connection;
- * - `closed` {code, reason, error?}: the session is over (left, ended, refused, replaced).
+ * - `closed` {code, reason, ended, refusal}: the session is over (left, ended, refused,
+ *   replaced, removed); `refusal` is the error code of a join refused for good, if any.
+ * The waiting room and moderation (docs/protocol.md):
+ * - `waiting` {event}: held in the waiting room (instead of a welcome; again when
+ *   `host_present` changes); `welcome` follows on the same socket when admitted;
+ * - `knocks` {}: the waiting room's queue (`session.knocks`) changed; `knock` /
+ *   `knock-resolved` {event} as the server sent them;
+ * - `muted` {event}: a moderator stopped some of your sources (`session.holds` has those you
+ *   may not turn on again yourself); `unmute-allowed` {event};
+ * - `removed` {event} (the socket closes with 4412 next); `role-changed` {event, mine};
+ *   `meeting-updated` {event}; `hand` {event, mine}; `meeting-ending` {event};
+ * - `refused` {event, command}: the server refused a moderation or hand message.
  */
 export class MeetingSession extends EventTarget {
   /**
@@ -211,6 +255,22 @@ export class MeetingSession extends EventTarget {
     this._reconnectRun = 0;
     /** @type {(() => void) | null} ends the reconnection loop's current wait early */
     this._wake = null;
+    /** @type {Waiting | null} held in the waiting room: the last `waiting` event (null once admitted) */
+    this.admission = null;
+    /** @type {Map<string, Knock>} the waiting room's queue, oldest first (moderators only) */
+    this.knocks = new Map();
+    /** @type {Set<Source>} sources a moderator stopped that we may not turn on ourselves */
+    this.holds = new Set();
+    /** @type {string | null} when our own hand went up (null: down) */
+    this.handRaisedAt = null;
+    /** @type {ServerEvent | null} the `removed` event, once a moderator removed us */
+    this.removed = null;
+    /** @type {ServerEvent | null} the `denied` event, once a moderator refused us at the waiting room */
+    this.denied = null;
+    /** @type {ServerEvent | null} the `meeting-ending` warning, once it came */
+    this.ending = null;
+    /** @type {Map<string, string>} ids of moderation messages in flight → their type */
+    this._commandIds = new Map();
   }
 
   /** @param {string} type @param {object} [detail] */
@@ -232,6 +292,25 @@ export class MeetingSession extends EventTarget {
     return !!this.welcome && this.welcome.you.role === "host";
   }
 
+  /** Our role in the meeting: `host`, `moderator` or `participant` (admins are told apart by their account). */
+  get role() {
+    return this.welcome ? this.welcome.you.role : "participant";
+  }
+
+  /** The person left (or is leaving) the meeting. */
+  get leaving() {
+    return this._leaving;
+  }
+
+  /**
+   * Whether our own `media-state` may turn this source on again (no moderator's hold on it,
+   * or the meeting lets people unmute themselves).
+   * @param {Source} source
+   */
+  mayTurnOn(source) {
+    return !this.holds.has(source);
+  }
+
   // --- joining -------------------------------------------------------------------------
 
   /**
@@ -250,13 +329,31 @@ export class MeetingSession extends EventTarget {
       ...media,
     };
     this._setState("connecting");
-    try {
-      return await this._connect();
-    } catch (error) {
-      this._generation++;
-      this._setState("closed", { code: error instanceof SignalingError ? error.closeCode : null });
-      throw error;
+    this.admission = null;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this._connect();
+      } catch (error) {
+        // Held in the waiting room when the connection dropped (not refused): knock again, as
+        // a reconnection would, until admitted, refused or the person leaves.
+        if (this.admission && this.autoReconnect && !this._over() && retryable(error)) {
+          this._setState("reconnecting", { code: error instanceof SignalingError ? error.closeCode : null });
+          await this._pause(reconnectDelay(attempt));
+          if (!this._over()) continue;
+          error = new SignalingError("cancelled", "the person left while waiting");
+        }
+        if (!this._over()) {
+          this._generation++;
+          this._setState("closed", { code: error instanceof SignalingError ? error.closeCode : null });
+        }
+        throw error;
+      }
     }
+  }
+
+  /** The person left, or the session closed for good. */
+  _over() {
+    return this._leaving || this.state === "closed";
   }
 
   /** @returns {Promise<Welcome>} */
@@ -280,14 +377,29 @@ export class MeetingSession extends EventTarget {
           ws.onmessage = (m) => this._onMessage(generation, m);
           ws.onclose = (e) => this._onClose(generation, e.code, e.reason);
           resolve(event);
+        } else if (event.type === "waiting") {
+          // Held in the waiting room: this may last, so no deadline while waiting.
+          clearTimeout(timer);
+          if (generation !== this._generation) return;
+          this.admission = { meeting: event.meeting, host_present: !!event.host_present, may_be_recorded: !!event.may_be_recorded };
+          this.participants = new Map();
+          this.knocks = new Map();
+          this.slots = [];
+          if (this.state !== "waiting") this._setState("waiting");
+          this._emit("waiting", { event: this.admission });
+        } else if (event.type === "denied") {
+          this.denied = event;
+          refusal = { code: "denied", message: event.reason || "the host did not let you in" };
+        } else if (event.type === "meeting-ended") {
+          refusal = { code: "meeting-ended", message: event.reason || "the meeting has ended" };
         } else if (event.type === "error") {
           refusal = event;
         }
       };
       ws.onclose = (e) => {
         clearTimeout(timer);
-        const code = refusal ? refusal.code : "connection-failed";
-        const text = refusal ? refusal.message : "could not reach the meeting server";
+        const code = refusal ? refusal.code : CLOSE_REFUSALS[e.code] || "connection-failed";
+        const text = refusal ? refusal.message : CLOSE_REFUSALS[e.code] ? e.reason || CLOSE_REFUSALS[e.code] : "could not reach the meeting server";
         reject(new SignalingError(code, text, e.code));
       };
     });
@@ -298,7 +410,15 @@ export class MeetingSession extends EventTarget {
       throw new SignalingError("cancelled", "the session was closed while joining");
     }
     this.welcome = welcome;
+    this.admission = null;
     this.participants = new Map(welcome.participants.map((p) => [p.participant_id, p]));
+    this.knocks = new Map((welcome.waiting || []).map((k) => [k.participant_id, k]));
+    this.handRaisedAt = welcome.you.hand_raised_at || null;
+    // What a moderator stopped before (a reconnection): off, and not ours to turn on again
+    // unless the meeting lets people unmute themselves.
+    const held = (welcome.you.held || []).filter(isSource);
+    for (const source of held) this.media[source] = false;
+    this.holds = new Set(welcome.meeting.settings.allow_self_unmute === false ? held : []);
     this.chat = [...welcome.chat];
     this.recording = welcome.recording ? { ...welcome.recording } : { active: false, recording_id: null };
     this.slots = [];
@@ -374,6 +494,14 @@ export class MeetingSession extends EventTarget {
       this._receiveError(event);
       return;
     }
+    if (event.ref && this._commandIds.has(event.ref)) {
+      const command = this._commandIds.get(event.ref);
+      this._commandIds.delete(event.ref);
+      if (event.type === "error") {
+        this._emit("refused", { event, command });
+        return;
+      }
+    }
     if (event.ref && this._requests.has(event.ref)) {
       const pending = this._requests.get(event.ref);
       this._requests.delete(event.ref);
@@ -431,6 +559,64 @@ export class MeetingSession extends EventTarget {
         this._ended = event.reason || "the meeting has ended";
         this._emit("meeting-ended", { event });
         break;
+      case "knock":
+        this.knocks.set(event.participant_id, {
+          participant_id: event.participant_id, user_id: event.user_id, display_name: event.display_name, since: event.since,
+        });
+        this._emit("knock", { event });
+        this._emit("knocks");
+        break;
+      case "knock-resolved":
+        this.knocks.delete(event.participant_id);
+        this._emit("knock-resolved", { event });
+        this._emit("knocks");
+        break;
+      case "muted": {
+        const sources = (Array.isArray(event.sources) ? event.sources : []).filter(isSource);
+        if (!event.may_unmute) for (const source of sources) this.holds.add(source);
+        this._emit("muted", { event: { ...event, sources } });
+        break;
+      }
+      case "unmute-allowed":
+        this.holds.clear();
+        this._emit("unmute-allowed", { event });
+        break;
+      case "removed":
+        this.removed = event;
+        this._emit("removed", { event });
+        break;
+      case "role-changed": {
+        const mine = event.participant_id === this.participantId;
+        if (mine && this.welcome) this.welcome.you.role = event.role;
+        const who = this.participants.get(event.participant_id);
+        if (who) who.role = event.role;
+        this._emit("role-changed", { event, mine });
+        this._emit("participants");
+        break;
+      }
+      case "meeting-updated":
+        if (this.welcome) {
+          const meeting = this.welcome.meeting;
+          if (typeof event.host_id === "number") meeting.host_id = event.host_id;
+          meeting.settings = { ...meeting.settings, ...(event.settings || {}) };
+          if (meeting.settings.allow_self_unmute) this.holds.clear();
+        }
+        this._emit("meeting-updated", { event });
+        break;
+      case "hand": {
+        const mine = event.participant_id === this.participantId;
+        const at = event.raised ? event.at || new Date().toISOString() : null;
+        if (mine) this.handRaisedAt = at;
+        const who = this.participants.get(event.participant_id);
+        if (who) who.hand_raised_at = at;
+        this._emit("hand", { event, mine });
+        this._emit("participants");
+        break;
+      }
+      case "meeting-ending":
+        this.ending = event;
+        this._emit("meeting-ending", { event });
+        break;
       case "error":
         if (!event.ref) this._emit("error", { event });
         break;
@@ -453,11 +639,11 @@ export class MeetingSession extends EventTarget {
     this._reconnectLoop(code);
   }
 
-  /** @param {number} code @param {string} reason */
-  _finish(code, reason) {
+  /** @param {number} code @param {string} reason @param {string | null} [refusal] the error code of a refused join */
+  _finish(code, reason, refusal = null) {
     this._generation++;
     this._setState("closed", { code, reason });
-    this._emit("closed", { code, reason, ended: !!this._ended });
+    this._emit("closed", { code, reason, ended: !!this._ended, refusal });
     this.retryNow(); // a reconnection loop waiting for its next attempt ends now
   }
 
@@ -470,7 +656,9 @@ export class MeetingSession extends EventTarget {
    */
   async _reconnectLoop(code) {
     const loop = ++this._reconnectRun;
-    const current = () => loop === this._reconnectRun && !this._leaving && !this._ended && this.state === "reconnecting";
+    // A reconnection may land in the waiting room (state `waiting`) until admitted.
+    const current = () => loop === this._reconnectRun && !this._leaving && !this._ended
+      && (this.state === "reconnecting" || this.state === "waiting");
     this.reconnectAttempts = 0;
     this._setState("reconnecting", { code });
     for (let attempt = 0; ; attempt++) {
@@ -485,9 +673,10 @@ export class MeetingSession extends EventTarget {
         if (!current()) return;
         if (error instanceof SignalingError && error.closeCode !== null && FINAL_CLOSE_CODES.has(error.closeCode)) {
           if (error.code === "meeting-ended") this._ended = error.message || "the meeting has ended";
-          this._finish(error.closeCode, this._ended ? "meeting-ended" : error.message || error.code);
+          this._finish(error.closeCode, this._ended ? "meeting-ended" : error.message || error.code, error.code);
           return;
         }
+        if (this.state === "waiting") this._setState("reconnecting", { code: error instanceof SignalingError ? error.closeCode : null });
         continue; // the server is unreachable or not ready yet: try again after a longer wait
       }
       this.reconnects++;
@@ -801,6 +990,82 @@ export class MeetingSession extends EventTarget {
     return this.send({ type: "end-meeting" });
   }
 
+  // --- the waiting room and moderation (the server decides; a refusal is a `refused` event) ---
+
+  /**
+   * Send a moderation or hand message with an `id`; an error naming it comes back as a
+   * `refused` event {event, command}. Success shows in the broadcast that follows
+   * (`knock-resolved`, `muted`, `role-changed`, `meeting-updated`, `hand`, …).
+   * @param {CommandType} type
+   * @param {Record<string, unknown>} [fields]
+   * @returns {boolean} whether it was sent
+   */
+  command(type, fields = {}) {
+    const id = `m${++this._ids}`;
+    if (!this.send({ type, id, ...fields })) return false;
+    if (this._commandIds.size > 100) this._commandIds.clear(); // errors come back at once or never
+    this._commandIds.set(id, type);
+    return true;
+  }
+
+  /** Let one waiting person in. @param {string} participantId */
+  admit(participantId) {
+    return this.command("admit", { participant_id: participantId });
+  }
+
+  /** Refuse one waiting person. @param {string} participantId */
+  deny(participantId) {
+    return this.command("deny", { participant_id: participantId });
+  }
+
+  admitAll() {
+    return this.command("admit-all");
+  }
+
+  /** Host or admin: the waiting room on or off (off admits everyone waiting). @param {boolean} enabled */
+  setWaitingRoom(enabled) {
+    return this.command("waiting-room", { enabled });
+  }
+
+  /** @param {boolean} locked */
+  lock(locked) {
+    return this.command("lock", { locked });
+  }
+
+  /** Stop someone's microphone, camera or screen. @param {string} participantId @param {Source[]} sources */
+  mute(participantId, sources) {
+    return this.command("mute", { participant_id: participantId, sources });
+  }
+
+  /** Mute every microphone but ours. */
+  muteAll() {
+    return this.command("mute-all");
+  }
+
+  /** Let someone turn on again what a moderator stopped. @param {string} participantId */
+  allowUnmute(participantId) {
+    return this.command("allow-unmute", { participant_id: participantId });
+  }
+
+  /** @param {string} participantId @param {boolean} [bar] never let them back into this meeting */
+  remove(participantId, bar = false) {
+    return this.command("remove", { participant_id: participantId, bar });
+  }
+
+  /** Host or admin. @param {string} participantId @param {"host" | "moderator" | "participant"} role */
+  setRole(participantId, role) {
+    return this.command("set-role", { participant_id: participantId, role });
+  }
+
+  /**
+   * Raise or lower our own hand, or (a moderator) lower someone else's.
+   * @param {boolean} raised
+   * @param {string} [participantId]
+   */
+  hand(raised, participantId) {
+    return this.command("hand", participantId ? { raised, participant_id: participantId } : { raised });
+  }
+
   /** Leave the meeting: tell the server, stop local media, close everything. */
   leave() {
     this._leaving = true;
@@ -815,15 +1080,37 @@ export class MeetingSession extends EventTarget {
     if (this.state !== "closed") this._finish(1000, "left");
   }
 
-  /** For tests: drop the socket as a network failure would (the session reconnects). */
+  /** For tests: drop the socket as a network failure would (the session reconnects, or knocks again while waiting). */
   dropConnection() {
     const ws = this.ws;
+    if (ws && this.state === "waiting") {
+      const closed = ws.onclose;
+      ws.onclose = null;
+      ws.onmessage = null;
+      ws.close(4000, "dropped for a test");
+      closed?.call(ws, new CloseEvent("close", { code: 1006, reason: "connection dropped" }));
+      return;
+    }
     if (!ws || this.state !== "connected") return;
     ws.onclose = null;
     ws.onmessage = null;
     ws.close(4000, "dropped for a test");
     this._onClose(this._generation, 1006, "connection dropped");
   }
+}
+
+/** @param {unknown} value @returns {value is Source} */
+function isSource(value) {
+  return value === "microphone" || value === "camera" || value === "screen";
+}
+
+/**
+ * A failed join worth trying again: the connection dropped or could not be made (not a
+ * refusal, whose close code is final).
+ * @param {unknown} error
+ */
+function retryable(error) {
+  return error instanceof SignalingError && error.closeCode !== null && !FINAL_CLOSE_CODES.has(error.closeCode);
 }
 
 /**
