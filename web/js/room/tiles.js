@@ -32,6 +32,7 @@ import { h, initials } from "../widgets.js";
  * @property {MediaStreamTrack | null} track
  * @property {boolean} self
  * @property {boolean} pinned
+ * @property {boolean} [hand] their hand is raised (camera tiles)
  */
 
 /**
@@ -65,6 +66,7 @@ import { h, initials } from "../widgets.js";
  * @property {HTMLElement} name
  * @property {HTMLElement} avatar
  * @property {HTMLElement} muted
+ * @property {HTMLElement} hand
  * @property {HTMLButtonElement | null} pin
  * @property {MediaStreamTrack | null} track
  * @property {boolean} wantVideo the view says: show the video
@@ -80,7 +82,7 @@ export const EVERYTHING = { view: "gallery", page: 0, pageSize: Infinity, stripS
 
 /**
  * The tiles to draw: the gallery page, or the stage and the strip.
- * @param {Pick<MeetingSession, "welcome" | "participantId" | "localTracks" | "media" | "participants" | "tracksOf">} session
+ * @param {Pick<MeetingSession, "welcome" | "participantId" | "localTracks" | "media" | "participants" | "tracksOf"> & {handRaisedAt?: string | null}} session
  * @param {string} myName my name until the welcome says it
  * @param {LayoutChoice} [choice]
  * @returns {Views}
@@ -90,7 +92,7 @@ export function tileViews(session, myName, choice = EVERYTHING) {
   const selfName = session.welcome ? session.welcome.you.display_name : myName;
   const pinned = choice.pinned && session.participants.has(choice.pinned) ? choice.pinned : null;
   /** @type {TileView} */
-  const selfCamera = { key: "self:camera", source: "camera", pid: "self", participantId: me, name: `${selfName} (you)`, media: session.media, track: session.localTracks.camera || null, self: true, pinned: false };
+  const selfCamera = { key: "self:camera", source: "camera", pid: "self", participantId: me, name: `${selfName} (you)`, media: session.media, track: session.localTracks.camera || null, self: true, pinned: false, hand: !!session.handRaisedAt };
   /** @type {TileView[]} */
   const cameras = [];
   /** @type {TileView[]} */
@@ -102,7 +104,7 @@ export function tileViews(session, myName, choice = EVERYTHING) {
     const pid = person.participant_id;
     const received = session.tracksOf(pid);
     const isPinned = pid === pinned;
-    cameras.push({ key: `${pid}:camera`, source: "camera", pid, participantId: pid, name: person.display_name, media: person.media, track: received.camera ? received.camera.track : null, self: false, pinned: isPinned });
+    cameras.push({ key: `${pid}:camera`, source: "camera", pid, participantId: pid, name: person.display_name, media: person.media, track: received.camera ? received.camera.track : null, self: false, pinned: isPinned, hand: !!person.hand_raised_at });
     // A screen is shown when it is received, or announced (its slot may come a moment later).
     if (received.screen || person.media.screen) {
       screens.push({ key: `${pid}:screen`, source: "screen", pid, participantId: pid, name: `${person.display_name}’s screen`, media: person.media, track: received.screen ? received.screen.track : null, self: false, pinned: false });
@@ -198,6 +200,7 @@ export function createTiles({ onPin } = {}) {
     const video = h("video", { autoplay: true, playsInline: true, muted: true, "data-testid": "tile-video" });
     const name = h("span", { class: "name", "data-testid": "tile-name" });
     const muted = h("span", { class: "mic-off", "data-testid": "tile-muted", role: "img", "aria-label": "Microphone off", title: "Microphone off", hidden: true }, icon("micOff"));
+    const hand = h("span", { class: "tile-hand", "data-testid": "tile-hand", role: "img", "aria-label": "Hand raised", title: "Hand raised", hidden: true }, icon("hand"));
     const avatar = h("div", { class: "avatar", "aria-hidden": "true" });
     /** @type {HTMLButtonElement | null} */
     let pin = null;
@@ -207,8 +210,8 @@ export function createTiles({ onPin } = {}) {
       pin.addEventListener("click", () => onPin?.(pid));
     }
     const el = h("figure", { class: "tile", "data-testid": "tile", "data-source": view.source },
-      video, avatar, pin, h("figcaption", {}, muted, name));
-    tile = { el, video, name, avatar, muted, pin, track: null, wantVideo: false, waitingSince: null };
+      video, avatar, pin, h("figcaption", {}, hand, muted, name));
+    tile = { el, video, name, avatar, muted, hand, pin, track: null, wantVideo: false, waitingSince: null };
     tiles.set(key, tile);
     return tile;
   }
@@ -284,7 +287,10 @@ export function createTiles({ onPin } = {}) {
     tile.muted.hidden = micOn || view.source === "screen";
     tile.el.dataset.speaking = String(speaking);
     tile.el.classList.toggle("speaking", speaking);
-    tile.el.setAttribute("aria-label", `${view.name}${view.pinned ? ", pinned" : ""}${view.source === "camera" && !micOn ? ", microphone off" : ""}${speaking ? ", speaking" : ""}`);
+    const hand = view.source === "camera" && !!view.hand;
+    tile.el.dataset.hand = String(hand);
+    tile.hand.hidden = !hand;
+    tile.el.setAttribute("aria-label", `${view.name}${view.pinned ? ", pinned" : ""}${hand ? ", hand raised" : ""}${view.source === "camera" && !micOn ? ", microphone off" : ""}${speaking ? ", speaking" : ""}`);
     if (tile.pin) {
       const label = `${view.pinned ? "Unpin" : "Pin"} ${view.name}`;
       tile.pin.setAttribute("aria-pressed", String(view.pinned));
