@@ -1,4 +1,6 @@
-// /m/{room_id}: the pre-join check (preview, level meter, devices, start muted), then the room.
+// /m/{room_id}: the pre-join check (preview, level meter, devices, start muted), then — in a
+// meeting with a waiting room, for everyone but its host, moderators and admins — the waiting
+// screen until a moderator lets the person in (or refuses), then the room.
 
 import { appHeader } from "../account.js";
 import { api, ApiError } from "../api.js";
@@ -6,9 +8,69 @@ import { describeStatus, listDevices, openDevices, openLevelMeter } from "../med
 import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../nav.js";
 import { enterRoom } from "../room/index.js";
 import { focusHeading, h, messageOf, pageTitle, root } from "../widgets.js";
-import { showMeetingEnded, showOutcome, showRoomClosed } from "./outcome.js";
+import { showMeetingEnded, showOutcome, showRefusal, showRoomClosed } from "./outcome.js";
 
 /** @typedef {import("../api.js").Meeting} Meeting */
+/** @typedef {import("../protocol.js").MeetingSession} MeetingSession */
+/** @typedef {import("../protocol.js").Waiting} Waiting */
+
+/** The waiting screen's status line for each state. */
+export const WAITING_WORDS = {
+  host: ["The host has been told you are here.", "You will join as soon as they let you in."],
+  noHost: ["Waiting for the host to let you in.", "Nobody who can let you in is in the meeting yet: they will see you are waiting as soon as they join."],
+  reconnecting: ["The connection dropped. Reconnecting…", "You keep your place: the host will still see you waiting."],
+};
+
+/**
+ * The waiting screen: the meeting's title, a live status (the host is there and knows, or
+ * nobody who can admit is inside yet, or reconnecting), "this meeting may be recorded", and
+ * Leave. Shown while the server holds the person in the waiting room; the room replaces it
+ * on the welcome (same socket).
+ * @param {import("../api.js").User} me
+ * @param {() => void} onLeave
+ */
+function createWaitingScreen(me, onLeave) {
+  const heading = h("h1", { "data-testid": "waiting-title" });
+  const status = h("p", { class: "waiting-status", role: "status", "aria-live": "polite", "data-testid": "waiting-status" });
+  const hint = h("p", { class: "muted", "data-testid": "waiting-hint" });
+  const recorded = h("p", { class: "warning", "data-testid": "may-be-recorded", hidden: true }, "This meeting may be recorded.");
+  const leave = h("button", { type: "button", class: "danger", "data-testid": "waiting-leave", onclick: onLeave }, "Leave");
+  const page = h("div", { class: "page", "data-testid": "waiting-room" },
+    appHeader(me),
+    h("section", { class: "narrow waiting card stack", "aria-labelledby": "waiting-heading" },
+      h("p", { class: "muted eyebrow" }, "Waiting room"),
+      heading,
+      h("div", { class: "waiting-dots", "aria-hidden": "true" }, h("span"), h("span"), h("span")),
+      status, hint, recorded,
+      h("div", { class: "row" }, leave)));
+  heading.id = "waiting-heading";
+  /** @type {Waiting | null} */
+  let last = null;
+
+  /** @param {keyof typeof WAITING_WORDS} which */
+  function say(which) {
+    const [line, more] = WAITING_WORDS[which];
+    if (status.textContent !== line) status.textContent = line;
+    hint.textContent = more;
+    status.dataset.state = which;
+  }
+
+  /** The server's `waiting` (again when `host_present` changes). @param {Waiting} waiting */
+  function update(waiting) {
+    last = waiting;
+    heading.textContent = waiting.meeting.title;
+    recorded.hidden = !waiting.may_be_recorded;
+    say(waiting.host_present ? "host" : "noHost");
+  }
+
+  /** The session's connection state while waiting. @param {string} state */
+  function connection(state) {
+    if (state === "reconnecting") say("reconnecting");
+    else if (state === "waiting" && last) update(last);
+  }
+
+  return { page, update, connection };
+}
 
 /** @param {string} roomId */
 export async function showMeeting(roomId) {
@@ -51,6 +113,8 @@ function showPreJoin(roomId, meeting, me) {
   let meter = null;
   let meterTimer = 0;
   let handedOver = false;
+  /** @type {{session: MeetingSession, screen: ReturnType<typeof createWaitingScreen>} | null} */
+  let waiting = null;
 
   const video = h("video", { autoplay: true, muted: true, playsInline: true, class: "mirror", "data-testid": "preview-video", "aria-label": "Camera preview" });
   const noVideo = h("div", { class: "no-video", "data-testid": "preview-off" }, "Camera off");
@@ -150,11 +214,12 @@ function showPreJoin(roomId, meeting, me) {
         camera, microphone,
         microphoneOn: !!microphone && !startMuted.checked,
         cameraOn: !!camera && !startCameraOff.checked,
-        onRefused: (code, message) => {
+        onRefused: (code, message, details) => {
           handedOver = false;
-          refused(code, message);
+          refused(code, message, details);
         },
         onClosed: (closed) => showRoomClosed(closed, { roomId, title: meeting.title }),
+        onWaiting: showWaiting,
       });
     } catch (error) {
       handedOver = false;
@@ -164,8 +229,37 @@ function showPreJoin(roomId, meeting, me) {
     }
   });
 
-  /** The server refused the join. @param {string} code @param {string} message */
-  function refused(code, message) {
+  /**
+   * Held in the waiting room: show (or update) the waiting screen.
+   * @param {Waiting} event
+   * @param {MeetingSession} session
+   */
+  function showWaiting(event, session) {
+    if (!waiting || waiting.session !== session) {
+      const screen = createWaitingScreen(me, () => session.leave());
+      waiting = { session, screen };
+      session.addEventListener("state", (e) => screen.connection(/** @type {CustomEvent} */ (e).detail.state));
+    }
+    const { screen } = waiting;
+    screen.update(event);
+    if (!screen.page.isConnected) {
+      pageTitle(`Waiting to join ${event.meeting.title}`);
+      root().replaceChildren(screen.page);
+      focusHeading(screen.page);
+    }
+  }
+
+  /**
+   * The server refused the join.
+   * @param {string} code @param {string} message
+   * @param {{retryAfter?: number | null}} [details]
+   */
+  function refused(code, message, details = {}) {
+    if (code === "denied" || code === "denied-recently" || code === "meeting-locked" || code === "barred") {
+      stopPreview();
+      showRefusal(code, { roomId, title: meeting.title, retryAfter: details.retryAfter });
+      return;
+    }
     if (code === "meeting-ended") {
       stopPreview();
       showMeetingEnded(meeting.title);
@@ -182,6 +276,8 @@ function showPreJoin(roomId, meeting, me) {
       return;
     }
     // Back on the pre-join page with the reason (e.g. full): the person may try again.
+    onLeavePage(stopPreview);
+    pageTitle(`Join ${meeting.title}`);
     root().replaceChildren(page);
     joinError.textContent = code === "meeting-full"
       ? `This meeting is full: it allows ${meeting.settings.max_participants} people and they are all inside. Try again when someone leaves.`
