@@ -5,6 +5,11 @@ import { api, ApiError } from "../api.js";
 import { confirmDialog, focusHeading, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
 
 /** @typedef {import("../api.js").Meeting} Meeting */
+/**
+ * The settings the form edits: the API's, with those of the waiting room and moderation
+ * (absent from an older server's answers).
+ * @typedef {Meeting["settings"] & {allow_self_unmute?: boolean, end_on_schedule?: boolean}} FormSettings
+ */
 
 /** @param {string} value a datetime-local value @returns {string | null} ISO 8601 with zone */
 function toIso(value) {
@@ -37,6 +42,9 @@ const MEETING_FIELDS = {
   "settings.max_participants": { label: "Max participants", ask: "enter a whole number from 2 to 500" },
   "settings.enable_recording": { label: "Allow recording", ask: "tick or untick the box" },
   "settings.enable_chat": { label: "Allow chat", ask: "tick or untick the box" },
+  "settings.require_approval": { label: "Require approval to join", ask: "tick or untick the box" },
+  "settings.allow_self_unmute": { label: "Let people unmute themselves", ask: "tick or untick the box" },
+  "settings.end_on_schedule": { label: "End the meeting at its scheduled end", ask: "set a start time, or untick the box" },
 };
 const PAST_START = "Start time: choose a time in the future";
 
@@ -120,11 +128,16 @@ export async function showDashboard(message = "") {
   };
   const recording = check("m-recording", "Allow recording", false);
   const chat = check("m-chat", "Allow chat", true);
+  const approval = check("m-approval", "Require approval to join (waiting room)", false);
+  const selfUnmute = check("m-self-unmute", "Let people unmute themselves after a moderator mutes them", true);
+  const endOnSchedule = check("m-end-on-schedule", "End the meeting at its scheduled end", false);
   /** @type {Record<string, HTMLInputElement | HTMLTextAreaElement>} API field → input */
   const inputs = {
     title, description, scheduled_start: start, duration_minutes: duration,
     "settings.max_participants": maxParticipants,
     "settings.enable_recording": recording.box, "settings.enable_chat": chat.box,
+    "settings.require_approval": approval.box, "settings.allow_self_unmute": selfUnmute.box,
+    "settings.end_on_schedule": endOnSchedule.box,
   };
   const formError = h("div", { class: "error", id: "m-error", role: "alert", "data-testid": "meeting-form-error" });
   // The start time the meeting had when editing began: kept as it is, it is not re-checked.
@@ -140,7 +153,8 @@ export async function showDashboard(message = "") {
     field("m-description", "Description", description),
     h("div", { class: "grid2" }, field("m-start", "Start time", start), field("m-duration", "Duration (minutes)", duration)),
     h("fieldset", {}, h("legend", {}, "Settings"),
-      field("m-max", "Max participants", maxParticipants), recording.row, chat.row),
+      field("m-max", "Max participants", maxParticipants), recording.row, chat.row,
+      approval.row, selfUnmute.row, endOnSchedule.row),
     h("div", { class: "row" }, submit, cancel), formError);
 
   function resetForm() {
@@ -149,6 +163,7 @@ export async function showDashboard(message = "") {
     duration.value = "60";
     maxParticipants.value = "50";
     chat.box.checked = true;
+    selfUnmute.box.checked = true;
     start.min = nowLocalInput();
     originalStart = "";
     formHeading.textContent = "New meeting";
@@ -201,6 +216,9 @@ export async function showDashboard(message = "") {
     if (!wholeNumber(maxParticipants, 2, 500)) {
       problems.push({ field: "settings.max_participants", text: describeFieldProblem({ field: "settings.max_participants", message: "" }).text });
     }
+    if (endOnSchedule.box.checked && !start.value) {
+      problems.push({ field: "settings.end_on_schedule", text: "End the meeting at its scheduled end: set a start time, or untick the box" });
+    }
     return problems;
   }
 
@@ -214,8 +232,13 @@ export async function showDashboard(message = "") {
     start.min = nowLocalInput();
     duration.value = String(meeting.duration_minutes);
     maxParticipants.value = String(meeting.settings.max_participants);
-    recording.box.checked = meeting.settings.enable_recording;
-    chat.box.checked = meeting.settings.enable_chat;
+    /** @type {FormSettings} */
+    const settings = meeting.settings;
+    recording.box.checked = settings.enable_recording;
+    chat.box.checked = settings.enable_chat;
+    approval.box.checked = !!settings.require_approval;
+    selfUnmute.box.checked = settings.allow_self_unmute !== false;
+    endOnSchedule.box.checked = !!settings.end_on_schedule;
     formHeading.textContent = `Edit “${meeting.title}”`;
     submit.textContent = "Save changes";
     cancel.hidden = false;
@@ -235,11 +258,13 @@ export async function showDashboard(message = "") {
       description: description.value,
       scheduled_start: toIso(start.value),
       duration_minutes: Number(duration.value),
-      // No require_approval: the waiting room does not exist yet (the API refuses true).
       settings: {
         max_participants: Number(maxParticipants.value),
         enable_recording: recording.box.checked,
         enable_chat: chat.box.checked,
+        require_approval: approval.box.checked,
+        allow_self_unmute: selfUnmute.box.checked,
+        end_on_schedule: endOnSchedule.box.checked,
       },
     };
     // Editing: an unchanged start time is left as it is (it may have passed meanwhile).
