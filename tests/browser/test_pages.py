@@ -49,17 +49,20 @@ def test_dashboard_create_edit_copy_delete(
     page = context_page
     sign_in(page, server, "bo")
     expect(page.get_by_test_id("dashboard")).to_be_visible()
-    # The waiting room does not exist yet: no "Require approval to join" to tick.
     expect(page.get_by_test_id("meeting-form")).to_contain_text("Allow recording")
-    expect(page.get_by_label("Require approval to join")).to_have_count(0)
+    # The waiting room and moderation settings: off, on (people may unmute), off by default.
+    expect(page.get_by_label("Require approval to join (waiting room)")).not_to_be_checked()
+    expect(page.get_by_label("Let people unmute themselves")).to_be_checked()
+    expect(page.get_by_label("End the meeting at its scheduled end")).not_to_be_checked()
     page.get_by_label("Title").fill("Planning")
     page.get_by_label("Start time").fill("2032-01-02T09:00")
     page.get_by_label("Allow chat").uncheck()
+    page.get_by_label("Require approval to join (waiting room)").check()
     with page.expect_request(
         lambda r: r.method == "POST" and r.url.endswith("/api/meetings")
     ) as sent:
         page.get_by_test_id("meeting-submit").click()
-    assert "require_approval" not in sent.value.post_data_json["settings"]
+    assert sent.value.post_data_json["settings"]["require_approval"] is True
     item = (
         page.get_by_test_id("upcoming-list")
         .get_by_test_id("meeting-item")
@@ -72,7 +75,9 @@ def test_dashboard_create_edit_copy_delete(
 
     status, meeting = server.request("GET", f"/api/meetings/{room_id}", server.token("bo"))
     assert status == 200
-    assert meeting["settings"]["require_approval"] is False
+    assert meeting["settings"]["require_approval"] is True
+    assert meeting["settings"]["allow_self_unmute"] is True
+    assert meeting["settings"]["end_on_schedule"] is False
     assert meeting["settings"]["enable_chat"] is False
     assert meeting["scheduled_start"] is not None
 
@@ -82,11 +87,16 @@ def test_dashboard_create_edit_copy_delete(
 
     item.get_by_test_id("edit-meeting").click()
     expect(page.get_by_label("Title")).to_have_value("Planning")
+    expect(page.get_by_label("Require approval to join (waiting room)")).to_be_checked()
     page.get_by_label("Title").fill("Planning (moved)")
     page.get_by_label("Duration (minutes)").fill("90")
+    page.get_by_label("Let people unmute themselves").uncheck()
+    page.get_by_label("End the meeting at its scheduled end").check()
     page.get_by_test_id("meeting-submit").click()
     edited = page.get_by_test_id("meeting-item").filter(has_text="Planning (moved)")
     expect(edited).to_contain_text("90 min")
+    settings = server.request("GET", f"/api/meetings/{room_id}", server.token("bo"))[1]["settings"]
+    assert settings["allow_self_unmute"] is False and settings["end_on_schedule"] is True
 
     edited.get_by_test_id("delete-meeting").click()
     page.get_by_test_id("confirm-yes").click()

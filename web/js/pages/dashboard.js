@@ -326,7 +326,7 @@ export async function showDashboard(message = "") {
       h("div", { class: "meeting-head" },
         h("h3", {}, meeting.title),
         h("span", { class: `badge ${meeting.status}` }, meeting.status)),
-      h("p", { class: "muted" }, `${when} · ${meeting.duration_minutes} min · host ${meeting.host.display_name}`),
+      h("p", { class: "muted" }, `${when} · ${meeting.duration_minutes} min · host ${meeting.host.display_name}${meeting.settings.require_approval ? " · waiting room" : ""}`),
       meeting.description ? h("p", { class: "description" }, meeting.description) : null,
       h("p", { class: "link" }, h("code", { "data-testid": "join-url" }, meeting.join_url)),
       actions);
