@@ -136,3 +136,37 @@ def assert_tile_playing(tile: Any, seconds: float = 1.5) -> dict[str, Any]:
 
 def participant_id(page: Page) -> str:
     return str(page.evaluate("() => window.__tertulia.session.participantId"))
+
+
+def start_joining(page: Page, room_id: str | None = None) -> None:
+    """From the pre-join page, press Join (the room, the waiting room or a refusal follows)."""
+    if room_id is not None:
+        page.goto(f"/m/{room_id}")
+    expect(page.get_by_test_id("prejoin")).to_be_visible()
+    expect(page.get_by_test_id("join-button")).to_be_enabled()
+    page.get_by_test_id("join-button").click()
+
+
+def audio_mids_of(page: Page, participant_id: str) -> list[str]:
+    """The receive slots that carry this person's microphone now."""
+    return video_mids_of(page, participant_id, "microphone")
+
+
+# Every 50 ms, the packets received on one audio slot (inbound-rtp `packetsReceived`), with
+# the page's clock: [[performance.now(), packets], ...] in window.__audioSamples.
+START_AUDIO_SAMPLER = """(mid) => {
+  clearInterval(window.__audioSampler);
+  window.__audioSamples = [];
+  window.__audioSampler = setInterval(async () => {
+    const pc = window.__tertulia && window.__tertulia.pc;
+    if (!pc) return;
+    const stats = await pc.getStats();
+    let packets = null;
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'audio' && r.mid === mid) {
+        packets = r.packetsReceived;
+      }
+    });
+    window.__audioSamples.push([performance.now(), packets]);
+  }, 50);
+}"""
