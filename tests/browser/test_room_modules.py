@@ -685,3 +685,313 @@ def test_view_controls_pins_frames_and_requests(
         {"participant_id": "p-ana", "recent": ["p-ana", "p-bo"]},
     ]
     assert out["toldLater"] == [False, True]
+
+
+# The waiting room and moderation modules with fake sessions: who may do what, the people
+# panel's buttons and hands, the waiting list, the notices, the held controls, and the
+# protocol client's handling of the moderation events.
+MODERATION = """async () => {
+  const protocol = await import('/static/js/protocol.js');
+  const moderation = await import('/static/js/room/moderation.js');
+  const people = await import('/static/js/room/people.js');
+  const admission = await import('/static/js/room/admission.js');
+  const notices = await import('/static/js/room/notices.js');
+  const controls = await import('/static/js/room/controls.js');
+  const tiles = await import('/static/js/room/tiles.js');
+  const on = {microphone: true, camera: true, screen: false};
+  const person = (pid, user_id, display_name, role, media, hand_raised_at = null) =>
+    ({participant_id: pid, user_id, display_name, role, media, hand_raised_at});
+  const sent = [];
+  const fake = (role, settings = {}) => ({
+    role,
+    welcome: {participant_id: 'p-ana', you: person('p-ana', 1, 'Ana Alves', role, on),
+              meeting: {settings: {require_approval: true, locked: false,
+                                   allow_self_unmute: true, ...settings}}},
+    media: {...on}, handRaisedAt: null, holds: new Set(),
+    mayTurnOn(source) { return !this.holds.has(source); },
+    participants: new Map([
+      ['p-bo', person('p-bo', 2, 'Bo Berg', 'participant', {...on, screen: true},
+                      '2026-12-01T10:02:00Z')],
+      ['p-cy', person('p-cy', 3, 'Cy Costa', 'host', on)],
+      ['p-di', person('p-di', 4, 'Di Dias', 'moderator', {...on, microphone: false},
+                      '2026-12-01T10:01:00Z')],
+    ]),
+    knocks: new Map([
+      ['p-w2', {participant_id: 'p-w2', user_id: 6, display_name: 'Fe Faro',
+                since: '2026-12-01T10:05:00Z'}],
+      ['p-w1', {participant_id: 'p-w1', user_id: 5, display_name: 'Ed Eira',
+                since: '2026-12-01T10:04:00Z'}],
+    ]),
+    recording: {active: false},
+    localTracks: {},
+    command: (type, fields) => { sent.push([type, fields]); return true; },
+    mute(pid, sources) { return this.command('mute', {pid, sources}); },
+    admit(pid) { return this.command('admit', {pid}); },
+    deny(pid) { return this.command('deny', {pid}); },
+    admitAll() { return this.command('admit-all', {}); },
+    hand(raised, pid) { return this.command('hand', {raised, pid}); },
+    lock(locked) { return this.command('lock', {locked}); },
+    sendMediaState(changes) { Object.assign(this.media, changes); sent.push(['media', changes]); },
+  });
+  const ids = (root, testid) => [...root.querySelectorAll(`[data-testid="${testid}"]`)];
+  const out = {};
+
+  out.powers = [['participant', false], ['moderator', false], ['host', false],
+                ['participant', true]]
+    .map(([role, admin]) => moderation.powersOf({role}, admin));
+
+  // Hands: numbered oldest first for everybody; first in a moderator's list.
+  const host = fake('host');
+  out.rows = people.peopleRows(host).map((p) => [p.pid, p.handOrder]);
+  out.handsFirst = people.peopleRows(host, {handsFirst: true}).map((p) => [p.pid, p.handOrder]);
+
+  // The people panel: no buttons for a participant; the host's buttons on each row.
+  const tools = moderation.createModeration({session: host, admin: () => false,
+                                             problem: () => {}});
+  tools.render();
+  const list = people.createPeople({session: host, moderation: {
+    powers: tools.powers, actions: tools.actions, tools: tools.tools}});
+  list.render();
+  const rowButtons = () => ids(list.panel, 'participant-item').map((li) =>
+    [li.dataset.participantId, li.dataset.hand,
+     [...li.querySelectorAll('[data-testid="moderation-actions"] button')]
+       .map((b) => b.dataset.testid)]);
+  out.hostRows = rowButtons();
+  out.toolsShown = [tools.tools.hidden, ids(tools.tools, 'waiting-room-toggle')[0].hidden,
+                    ids(tools.tools, 'lock-meeting')[0].textContent];
+  list.panel.querySelector('[data-participant-id="p-bo"] [data-testid="mute-mic"]').click();
+  list.panel.querySelector('[data-participant-id="p-bo"] [data-testid="lower-hand"]').click();
+  ids(tools.tools, 'lock-meeting')[0].click();
+  out.sent = sent.splice(0);
+
+  const strict = fake('moderator', {allow_self_unmute: false});
+  const modTools = moderation.createModeration({session: strict, admin: () => false,
+                                                problem: () => {}});
+  modTools.render();
+  const modList = people.createPeople({session: strict, moderation: {
+    powers: modTools.powers, actions: modTools.actions, tools: modTools.tools}});
+  modList.render();
+  out.moderatorRows = ids(modList.panel, 'participant-item').map((li) =>
+    [li.dataset.participantId, [...li.querySelectorAll('.person-actions button')]
+       .map((b) => b.dataset.testid)]);
+  out.moderatorTools = [modTools.tools.hidden,
+                        ids(modTools.tools, 'waiting-room-toggle')[0].hidden];
+
+  const guest = fake('participant');
+  const guestTools = moderation.createModeration({session: guest, admin: () => false,
+                                                  problem: () => {}});
+  guestTools.render();
+  const guestList = people.createPeople({session: guest, moderation: {
+    powers: guestTools.powers, actions: guestTools.actions, tools: guestTools.tools}});
+  guestList.render();
+  out.guest = [guestTools.tools.hidden, ids(guestList.panel, 'moderation-actions').length,
+               ids(guestList.panel, 'participant-item').map((li) => li.dataset.participantId)];
+  out.refusal = moderation.describeRefusal({code: 'not-waiting', message: 'x'});
+
+  // The waiting list: oldest first, a badge, Admit / Deny / Admit all; hidden from others.
+  const queue = admission.createAdmission({session: host, canAdmit: () => true});
+  queue.render();
+  out.queue = [ids(queue.panel, 'waiting-item').map((li) => li.dataset.participantId),
+               ids(queue.button, 'waiting-count')[0].textContent, queue.button.hidden,
+               ids(queue.panel, 'admit-all')[0].hidden];
+  ids(queue.panel, 'admit')[0].click();
+  ids(queue.panel, 'deny')[1].click();
+  ids(queue.panel, 'admit-all')[0].click();
+  queue.knocked({participant_id: 'p-w1', display_name: 'Ed Eira'});
+  out.notice = [queue.notice.hidden, queue.notice.textContent];
+  host.knocks.clear();
+  queue.render();
+  out.emptied = [queue.notice.hidden, ids(queue.button, 'waiting-count')[0].hidden,
+                 ids(queue.panel, 'waiting-empty')[0].hidden];
+  out.queueSent = sent.splice(0);
+  const closedQueue = admission.createAdmission({session: guest, canAdmit: () => false});
+  closedQueue.render();
+  out.queueHidden = closedQueue.button.hidden;
+
+  // Notices: muted by the moderator (until the microphone is on again), the countdown.
+  let clock = Date.parse('2026-12-01T10:55:01Z');
+  const lines = notices.createNotices({session: host, now: () => clock});
+  host.media.microphone = false;
+  lines.mutedBy({sources: ['microphone'], by: {display_name: 'Cy Costa'}, may_unmute: false});
+  out.muted = [lines.muted.hidden, lines.muted.textContent];
+  lines.render();
+  out.mutedKept = lines.muted.hidden;
+  host.media.microphone = true;
+  lines.render();
+  out.mutedGone = lines.muted.hidden;
+  lines.meetingEnding({at: '2026-12-01T11:00:00Z', seconds: 300});
+  out.ending = [lines.ending.hidden, lines.ending.textContent];
+  lines.dispose();
+  out.words = [notices.sourcesInWords(['microphone', 'camera', 'screen']),
+               notices.mutedText(['camera'], null, true)];
+
+  // Controls: a held microphone cannot be turned on; the hand button follows the session.
+  const mine = fake('participant');
+  mine.localTracks = {microphone: {enabled: true}};
+  mine.holds.add('microphone');
+  mine.handRaisedAt = '2026-12-01T10:00:00Z';
+  const bar = controls.createControls({session: mine, announce: () => {}, problem: () => {},
+                                       changed: () => bar.render(), microphoneOpened: () => {}});
+  bar.render();
+  const onBefore = [bar.mic.disabled, bar.mic.getAttribute('aria-label')];
+  await bar.stoppedByModerator(['microphone']);  // the way the mute button goes
+  out.controls = [onBefore, bar.mic.disabled, bar.mic.getAttribute('aria-label'),
+                  bar.hand.getAttribute('aria-pressed'), bar.hand.getAttribute('aria-label'),
+                  bar.end.hidden];
+  out.stopped = [mine.localTracks.microphone.enabled, mine.media.microphone, sent.splice(0)];
+
+  // Tiles: a raised hand on the camera tile.
+  const views = tiles.tileViews({...host, participantId: 'p-ana', tracksOf: () => ({})}, 'Ana');
+  const drawn = tiles.createTiles();
+  drawn.show(views, () => false);
+  out.tileHands = [...drawn.grid.children].map((el) =>
+    [el.dataset.participantId, el.dataset.hand, el.getAttribute('aria-label')]);
+
+  // The protocol client: the queue, holds, roles, hands, settings, refusals.
+  const s = new protocol.MeetingSession({url: 'ws://127.0.0.1:9/none', token: () => null});
+  const wire = [];
+  s.state = 'connected';
+  s.ws = {readyState: WebSocket.OPEN, send: (m) => wire.push(JSON.parse(m))};
+  s.welcome = {participant_id: 'p-ana', you: person('p-ana', 1, 'Ana Alves', 'participant', on),
+               meeting: {settings: {allow_self_unmute: false, locked: false}}};
+  s.participants = new Map([['p-bo', person('p-bo', 2, 'Bo Berg', 'participant', on)]]);
+  const events = [];
+  for (const type of ['knocks', 'muted', 'unmute-allowed', 'role-changed', 'hand',
+                      'meeting-updated', 'refused', 'removed', 'meeting-ending']) {
+    s.addEventListener(type, (e) => events.push(type));
+  }
+  const deliver = (event) => s._onMessage(s._generation, {data: JSON.stringify(event)});
+  deliver({type: 'knock', participant_id: 'p-w', user_id: 5, display_name: 'Ed',
+           since: '2026-12-01T10:00:00Z'});
+  const knocked = s.knocks.size;
+  deliver({type: 'knock-resolved', participant_id: 'p-w', outcome: 'admitted', by: null});
+  deliver({type: 'muted', sources: ['microphone', 'bogus'], by: {user_id: 3, display_name: 'Cy'},
+           may_unmute: false});
+  const held = [s.mayTurnOn('microphone'), s.mayTurnOn('camera')];
+  deliver({type: 'unmute-allowed', by: {user_id: 3, display_name: 'Cy'}});
+  deliver({type: 'role-changed', participant_id: 'p-ana', user_id: 1, role: 'moderator'});
+  deliver({type: 'hand', participant_id: 'p-bo', raised: true, at: '2026-12-01T10:03:00Z'});
+  deliver({type: 'hand', participant_id: 'p-ana', raised: true, at: '2026-12-01T10:04:00Z'});
+  deliver({type: 'meeting-updated', host_id: 3, settings: {locked: true}});
+  s.admit('p-x');
+  s.remove('p-bo', true);
+  deliver({type: 'error', code: 'not-waiting', message: 'gone', ref: wire[0].id});
+  deliver({type: 'ack', ref: wire[1].id});
+  deliver({type: 'meeting-ending', at: '2026-12-01T11:00:00Z', seconds: 300});
+  deliver({type: 'removed', by: {user_id: 3, display_name: 'Cy'}, barred: true});
+  out.session = {knocked, knocks: s.knocks.size, held, unheld: s.mayTurnOn('microphone'),
+                 role: s.role, boHand: s.participants.get('p-bo').hand_raised_at,
+                 myHand: s.handRaisedAt, locked: s.welcome.meeting.settings.locked,
+                 kept: s.welcome.meeting.settings.allow_self_unmute,
+                 wire: wire.map((m) => [m.type, m.participant_id, m.bar, typeof m.id]),
+                 removed: s.removed && s.removed.barred, ending: s.ending && s.ending.seconds,
+                 events,
+                 final: [4412, 4413, 4423].map((c) => protocol.FINAL_CLOSE_CODES.has(c))};
+  return out;
+}"""
+
+
+def test_moderation_modules_work_on_their_own(
+    browser: Any, contexts: list[Any], server: Server
+) -> None:
+    page = open_person(browser, contexts, server)
+    page.goto("/")
+    expect(page.get_by_test_id("signin-page")).to_be_visible()
+    out = page.evaluate(MODERATION)
+
+    assert out["powers"] == [
+        {"moderate": False, "host": False},
+        {"moderate": True, "host": False},
+        {"moderate": True, "host": True},
+        {"moderate": True, "host": True},  # an admin
+    ]
+    # Di raised first (10:01), then Bo (10:02): numbered so for everybody, first for the host.
+    assert out["rows"] == [["p-ana", 0], ["p-bo", 2], ["p-cy", 0], ["p-di", 1]]
+    assert out["handsFirst"] == [["p-ana", 0], ["p-di", 1], ["p-bo", 2], ["p-cy", 0]]
+    # The host's buttons: nothing on their own row or the host's (Cy is the meeting's host
+    # here); what applies on the others (Bo shares his screen, Di is a muted moderator).
+    assert out["hostRows"] == [
+        ["p-ana", "down", []],
+        ["p-di", "raised", ["lower-hand", "stop-camera", "remove-moderator", "make-host",
+                            "remove-person"]],
+        ["p-bo", "raised", ["lower-hand", "mute-mic", "stop-camera", "stop-screen",
+                            "make-moderator", "make-host", "remove-person"]],
+        ["p-cy", "down", []],
+    ]  # fmt: skip
+    assert out["toolsShown"] == [False, False, "Lock meeting"]
+    assert out["sent"] == [
+        ["mute", {"pid": "p-bo", "sources": ["microphone"]}],
+        ["hand", {"raised": False, "pid": "p-bo"}],
+        ["lock", {"locked": True}],
+    ]
+    # A moderator: no roles, no waiting room switch; "allow unmute" for the muted when people
+    # may not unmute themselves.
+    assert out["moderatorRows"] == [
+        ["p-ana", []],
+        ["p-di", ["lower-hand", "stop-camera", "allow-unmute", "remove-person"]],
+        ["p-bo", ["lower-hand", "mute-mic", "stop-camera", "stop-screen", "remove-person"]],
+        ["p-cy", []],
+    ]
+    assert out["moderatorTools"] == [False, True]
+    # A participant: no tools, no buttons, the list in joining order.
+    assert out["guest"] == [True, 0, ["p-ana", "p-bo", "p-cy", "p-di"]]
+    assert "no longer waiting" in out["refusal"]
+
+    assert out["queue"] == [["p-w1", "p-w2"], "2", False, False]
+    assert out["notice"] == [False, "Ed Eira and 1 more are waiting to join.AdmitSee the list"]
+    assert out["emptied"] == [True, True, False]
+    assert out["queueSent"] == [
+        ["admit", {"pid": "p-w1"}],
+        ["deny", {"pid": "p-w2"}],
+        ["admit-all", {}],
+    ]
+    assert out["queueHidden"] is True
+
+    assert out["muted"][0] is False
+    assert out["muted"][1].startswith("Muted by the moderator (Cy Costa): your microphone was")
+    assert "when a moderator allows it" in out["muted"][1]
+    assert out["mutedKept"] is False and out["mutedGone"] is True
+    assert out["ending"] == [False, "This meeting ends in 4:59 (its scheduled end)."]
+    assert out["words"][0] == "microphone, camera and screen share"
+    assert out["words"][1].endswith("You can turn it on again.")
+
+    # Held: on, it can be muted; once off, its button cannot turn it on.
+    assert out["controls"] == [
+        [False, "Mute microphone"],
+        True,
+        "Unmute microphone",
+        "true",
+        "Lower your hand",
+        True,
+    ]
+    assert out["stopped"] == [False, False, [["media", {"microphone": False}]]]
+    assert out["tileHands"] == [
+        ["p-ana", "false", "Ana Alves (you)"],
+        ["p-bo", "true", "Bo Berg, hand raised"],
+        ["p-cy", "false", "Cy Costa"],
+        ["p-di", "true", "Di Dias, hand raised, microphone off"],
+    ]
+
+    session = out["session"]
+    assert session["knocked"] == 1 and session["knocks"] == 0
+    assert session["held"] == [False, True] and session["unheld"] is True
+    assert session["role"] == "moderator"
+    assert session["boHand"] == "2026-12-01T10:03:00Z"
+    assert session["myHand"] == "2026-12-01T10:04:00Z"
+    assert session["locked"] is True and session["kept"] is False
+    assert session["wire"] == [["admit", "p-x", None, "string"], ["remove", "p-bo", True, "string"]]
+    assert session["removed"] is True and session["ending"] == 300
+    assert session["events"] == [
+        "knocks",
+        "knocks",
+        "muted",
+        "unmute-allowed",
+        "role-changed",
+        "hand",
+        "hand",
+        "meeting-updated",
+        "refused",
+        "meeting-ending",
+        "removed",
+    ]
+    assert session["final"] == [True, True, True]
