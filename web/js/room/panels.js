@@ -1,4 +1,4 @@
-// Side panels (chat, people; a waiting room's admission list would be one more): each has a
+// Side panels (chat, people, the waiting room's queue): each has a
 // toggle button in the controls (`aria-expanded`) and a close button in its heading. One is
 // open at a time; Escape closes it and focus goes back to its button. While one is open the
 // room has the class `panel-open`.
