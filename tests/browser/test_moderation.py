@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,7 +45,9 @@ def audio_packets_after(page: Page, mid: str, seconds: float) -> tuple[float, li
     return start, [s for s in samples if s[1] is not None and s[0] >= start]
 
 
-def test_knock_admit_then_the_host_mutes(browser: Any, contexts: list[Any], server: Server) -> None:
+def test_knock_admit_then_the_host_mutes(
+    browser: Any, contexts: list[Any], server: Server, artifacts: Path
+) -> None:
     meeting = server.create_meeting(
         "ana",
         title="Front door",
@@ -65,6 +68,7 @@ def test_knock_admit_then_the_host_mutes(browser: Any, contexts: list[Any], serv
     expect(bo.get_by_test_id("may-be-recorded")).to_be_visible()
     assert bo.evaluate("() => window.__tertulia.session.state") == "waiting"
     assert bo.evaluate("() => window.__tertulia.pc") is None  # no media before admission
+    bo.screenshot(path=str(artifacts / "waiting-laptop-1280x800.png"))
 
     # The host: a badge with the number waiting and a notice; nothing of Bo inside yet.
     expect(ana.get_by_test_id("waiting-count")).to_have_text("1")
@@ -74,6 +78,7 @@ def test_knock_admit_then_the_host_mutes(browser: Any, contexts: list[Any], serv
     ana.get_by_test_id("toggle-waiting").click()
     knock = ana.get_by_test_id("waiting-item").filter(has_text="Bo Berg")
     expect(knock).to_have_count(1)
+    ana.screenshot(path=str(artifacts / "room-host-waiting-list.png"))
     knock.get_by_role("button", name="Admit Bo Berg").click()
 
     # Admitted: the same socket goes on into the room; both see each other.
@@ -130,6 +135,8 @@ def test_knock_admit_then_the_host_mutes(browser: Any, contexts: list[Any], serv
     assert bo.evaluate("() => window.__tertulia.session.localTracks.microphone.enabled") is False
     expect(remote_tile(ana, "Bo Berg")).to_have_attribute("data-mic", "off")
     expect(bo_row.get_by_test_id("state-mic")).to_have_attribute("data-on", "false")
+    bo.screenshot(path=str(artifacts / "room-muted-by-moderator.png"))
+    ana.screenshot(path=str(artifacts / "room-host-people-panel.png"))
 
     # At the host, the slot that carried Bo's audio stops growing within 1 s, and stays flat.
     audio_packets_after(ana, mid, 2.6)
