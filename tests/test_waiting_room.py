@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from client.signaling import SignalingClient, SignalingError
+from signaling.keys import LIVE
 from signaling.realtime.protocol import CloseCode
 from storage import audit
 from tests.test_signaling import new_meeting
@@ -231,3 +233,19 @@ async def test_lock_refuses_the_link_but_not_those_admitted(api, make_user, data
     rows = await trail(database, room)
     assert ("lock", "ok", host.id) in rows and ("unlock", "ok", host.id) in rows
     assert ("meeting-join", "refused", late.id) in rows and ("unlock", "refused", guest.id) in rows
+
+
+async def test_a_forged_role_in_hello_is_refused(api, make_user):
+    """There is no way to claim a role: hello has no such field, and strict models refuse it."""
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host, require_approval=True)
+    url = api.base_url.replace("http", "ws", 1) + f"/api/meetings/{room}/ws"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await ws.send_json(
+            {"type": "hello", "version": 1, "token": api.token_for(guest), "role": "host"}
+        )
+        event = await ws.receive_json(timeout=5)
+        assert (event["type"], event["code"]) == ("error", "invalid-message")
+        await ws.receive(timeout=5)
+        assert ws.close_code == CloseCode.PROTOCOL
+    assert api.app[LIVE].rooms.get(room) is None  # not even a knock
