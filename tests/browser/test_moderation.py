@@ -171,6 +171,21 @@ def test_knock_admit_then_the_host_mutes(
         time.sleep(0.2)
     ana.evaluate("() => clearInterval(window.__audioSampler)")
 
+    # Removed for good: Bo's page says so and does not reconnect; his next join is refused.
+    bo_row.get_by_test_id("remove-person").click()
+    ana.get_by_label("Don't let them back in").check()
+    ana.get_by_test_id("confirm-yes").click()
+    expect(bo.get_by_test_id("removed")).to_be_visible()
+    expect(bo.get_by_role("heading")).to_have_text(
+        "You were removed from the meeting and cannot rejoin"
+    )
+    expect(bo.get_by_test_id("outcome-message")).to_contain_text("Ana Alves")
+    expect(ana.get_by_test_id("room-status")).to_have_text("Bo Berg was removed from the meeting.")
+    expect(remote_tile(ana, "Bo Berg")).to_have_count(0)
+    assert bo.evaluate("() => window.__tertulia.closed") is True
+    start_joining(bo, room_id)
+    expect(bo.get_by_test_id("barred")).to_be_visible()
+
 
 def test_refused_at_the_waiting_room_stays_refused(
     browser: Any, contexts: list[Any], server: Server
@@ -181,18 +196,24 @@ def test_refused_at_the_waiting_room_stays_refused(
     sockets: list[str] = []
     cy.on("websocket", lambda ws: sockets.append(ws.url))
 
-    # Cy knocks before anyone who can admit is inside.
+    # Cy knocks before anyone who can admit is inside; leaves; comes back.
     sign_in(cy, server, "cy", path=f"/m/{room_id}")
     start_joining(cy)
     expect(cy.get_by_test_id("waiting-room")).to_be_visible()
     expect(cy.get_by_test_id("waiting-status")).to_have_text(NO_HOST)
     expect(cy.get_by_test_id("may-be-recorded")).to_be_hidden()
+    cy.get_by_test_id("waiting-leave").click()
+    expect(cy.get_by_test_id("left")).to_be_visible()
+    cy.get_by_test_id("rejoin").click()
+    start_joining(cy)
+    expect(cy.get_by_test_id("waiting-status")).to_have_text(NO_HOST)
+    assert len(sockets) == 2, sockets
 
     # The connection drops while waiting: the page knocks again and waits again.
     cy.evaluate("() => window.__tertulia.session.dropConnection()")
     expect(cy.get_by_test_id("waiting-status")).to_have_text(NO_HOST)
     deadline = time.monotonic() + 10
-    while len(sockets) < 2:
+    while len(sockets) < 3:
         assert time.monotonic() < deadline, sockets
         time.sleep(0.1)
     expect(cy.get_by_test_id("waiting-room")).to_be_visible()
@@ -214,7 +235,7 @@ def test_refused_at_the_waiting_room_stays_refused(
     expect(ana.get_by_test_id("waiting-empty")).to_be_visible()
     expect(ana.get_by_test_id("toggle-waiting")).to_have_attribute("aria-label", "Waiting to join")
     time.sleep(2)  # long enough for the first two reconnection attempts (0.5 s, then 1 s)
-    assert len(sockets) == 2, sockets
+    assert len(sockets) == 3, sockets
     expect(cy.get_by_test_id("denied")).to_be_visible()
     assert cy.evaluate("() => window.__tertulia.session.state") == "closed"
 
@@ -223,3 +244,13 @@ def test_refused_at_the_waiting_room_stays_refused(
     expect(cy.get_by_test_id("denied")).to_be_visible()
     expect(cy.get_by_test_id("outcome-message")).to_contain_text("a short while ago")
     expect(ana.get_by_test_id("waiting-count")).to_be_hidden()
+
+    # The host locks the meeting: the room says so, and the link no longer lets anyone in.
+    ana.get_by_test_id("toggle-participants").click()
+    ana.get_by_role("button", name="Lock meeting").click()
+    expect(ana.get_by_test_id("lock-indicator")).to_be_visible()
+    expect(ana.get_by_role("button", name="Unlock meeting")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    start_joining(cy, room_id)
+    expect(cy.get_by_test_id("meeting-locked")).to_be_visible()
