@@ -20,7 +20,7 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
 def parse_query(request: web.Request, model: type[M]) -> M:
     """The query string as `model`; a parameter given twice is refused (which one would
     count is a guess, and guesses are how filters get bypassed)."""
-    names = list(request.query.keys())
+    names = [name for name, _ in request.query.items()]  # keys() lists each name once
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         details = [{"field": name, "message": "given more than once"} for name in repeated]
