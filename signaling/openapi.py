@@ -53,7 +53,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     ]
     params += list(op.headers)
     if op.query is not None:
-        for name, field in op.query.model_fields.items():
+        for field_name, field in op.query.model_fields.items():
+            name = field.alias or field_name  # `from`: a Python keyword, a fine parameter
             schema = op.query.model_json_schema()["properties"][name]
             params.append(
                 {"name": name, "in": "query", "required": field.is_required(), "schema": schema}
