@@ -281,7 +281,9 @@ function showPreJoin(roomId, meeting, me) {
     root().replaceChildren(page);
     joinError.textContent = code === "meeting-full"
       ? `This meeting is full: it allows ${meeting.settings.max_participants} people and they are all inside. Try again when someone leaves.`
-      : message;
+      : code === "waiting-room-full"
+        ? "Too many people are waiting to join this meeting. Try again in a little while."
+        : message;
     joinButton.disabled = false;
     joinButton.textContent = "Try again";
     if (microphone) microphone.enabled = true;

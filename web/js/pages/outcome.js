@@ -76,8 +76,10 @@ export function showRoomClosed({ code, reason, ended, endedReason, refusal, remo
     showMeetingEnded(title, endedReason);
   } else if (code === 4412) {
     showRefusal("removed", { roomId, title, barred: !!removed?.barred, by: removed?.by?.display_name });
+  } else if (refusal === "denied-recently") {
+    showRefusal("denied-recently", { roomId, title });
   } else if (code === 4413) {
-    showRefusal(refusal === "denied-recently" ? "denied-recently" : "denied", { roomId, title, retryAfter: denied?.retry_after });
+    showRefusal("denied", { roomId, title, retryAfter: denied?.retry_after });
   } else if (code === 4423 || refusal === "meeting-locked") {
     showRefusal("meeting-locked", { roomId, title });
   } else if (refusal === "barred") {
