@@ -295,8 +295,14 @@ async def test_range_requests_media_links_and_audit(api, make_user, database, se
     # the host's link stops working for content the host may no longer see? (still theirs)
     assert (await api.call("POST", f"/api/recordings/{rid}/access", user=member))[0] == 403
     async with database.session() as db:
-        actions = [e.action for e in await audit.trail(db, recording_id=rid)]
-    assert actions == ["view", "download"]  # a range request from byte 100 is not logged
+        rows = await audit.trail(db, recording_id=rid)
+    # a range request from byte 100 is not logged; the member's refusal is
+    assert [(e.action, e.outcome, e.user_id) for e in rows] == [
+        ("view", "ok", host.id),
+        ("download", "ok", host.id),
+        ("access", "refused", member.id),
+    ]
+    assert all(e.room_id == room and e.address == "127.0.0.1" for e in rows)
 
 
 async def test_malformed_or_unsatisfiable_ranges_are_416_in_the_error_shape(
@@ -332,7 +338,11 @@ async def test_delete_and_retention(api, make_user, database, settings, clip):
     assert not directory.exists()
     assert (await api.call("GET", f"/api/recordings/{rid}", user=host))[0] == 404
     async with database.session() as db:
-        assert [e.action for e in await audit.trail(db, recording_id=rid)] == ["delete"]
+        rows = await audit.trail(db, recording_id=rid)
+    assert [(e.action, e.outcome, e.user_id) for e in rows] == [
+        ("delete", "refused", member.id),
+        ("delete", "ok", host.id),
+    ]
 
     old, old_dir = await make_recording(database, settings, room, clip, days_ago=40)
     new, new_dir = await make_recording(database, settings, room, clip, days_ago=1)

@@ -6,11 +6,11 @@ import asyncio
 
 from aiohttp import web
 
-from signaling.addresses import client_address
-from signaling.auth import current_user, current_user_who_may
+from signaling.auth import current_user, current_user_who_may, request_address
 from signaling.errors import ApiError
 from signaling.handlers.bodies import json_model, parse_body, parse_query, path_id
 from signaling.handlers.table import ROUTES
+from signaling.identifiers import parse_id
 from signaling.keys import DATABASE, SETTINGS, THROTTLE, TOKENS
 from signaling.passwords import hash_password, verify_password
 from signaling.permissions import Action
@@ -26,7 +26,7 @@ from signaling.schemas import (
 )
 from signaling.throttle import Attempt
 from storage import audit, users
-from storage.models import User
+from storage.models import AuditOutcome, User
 
 DEVICE_COOKIE = "tertulia_device"
 DEVICE_COOKIE_DAYS = 180
@@ -61,22 +61,53 @@ def _attempt(request: web.Request, email: str) -> Attempt:
     cookie = request.cookies.get(DEVICE_COOKIE)
     return Attempt(
         account=account,
-        address=client_address(request, request.app[SETTINGS].trusted_proxies),
+        address=request_address(request),
         device=request.app[TOKENS].verify_device(cookie, account) if cookie else None,
     )
 
 
-async def _audit_throttle(
-    request: web.Request, attempt: Attempt, action: str, detail: str, user: User | None
+async def _audit_sign_in(
+    request: web.Request,
+    attempt: Attempt,
+    user: User | None,
+    rows: list[tuple[str, str]],
+    outcome: AuditOutcome = "refused",
+    look_up: bool = False,
+) -> None:
+    """Audit rows (action, detail) about a sign-in attempt, in one transaction: the actor is
+    the account when it exists (else None: the attempted e-mail is in the detail). With
+    `look_up`, the account is found by the attempt's e-mail (`user` was not looked up)."""
+    async with request.app[DATABASE].session() as session:
+        if look_up:
+            user = await users.get_user_by_email(session, attempt.account)
+        for action, detail in rows:
+            await audit.record(
+                session,
+                user_id=user.id if user else None,
+                action=action,
+                outcome=outcome,
+                address=attempt.address,
+                detail=f"{detail}; account {attempt.account!r} from {attempt.address}",
+            )
+
+
+async def _audit_account(
+    request: web.Request,
+    admin: User,
+    action: str,
+    subject: int,
+    detail: str,
+    outcome: AuditOutcome = "ok",
 ) -> None:
     async with request.app[DATABASE].session() as session:
-        if user is None:
-            user = await users.get_user_by_email(session, attempt.account)
         await audit.record(
             session,
-            user_id=user.id if user else None,
+            user_id=admin.id,
             action=action,
-            detail=f"{detail}; account {attempt.account!r} from {attempt.address}",
+            outcome=outcome,
+            subject_user_id=subject,
+            address=request_address(request),
+            detail=detail,
         )
 
 
@@ -98,7 +129,9 @@ async def login(request: web.Request) -> web.Response:
     if wait:
         if refusal is not None:  # one audit row per block, not one per refused request
             detail = f"refused while the {refusal.kind} is blocked for {refusal.retry_after} s"
-            await _audit_throttle(request, attempt, "sign-in-refused", detail, None)
+            await _audit_sign_in(
+                request, attempt, None, [("sign-in-refused", detail)], look_up=True
+            )
         raise ApiError(
             429,
             "too-many-attempts",
@@ -110,15 +143,21 @@ async def login(request: web.Request) -> web.Response:
     stored_hash = user.password_hash if user else None
     # argon2 takes tens of milliseconds: keep it off the event loop that carries media.
     if not await asyncio.to_thread(verify_password, stored_hash, body.password) or user is None:
+        reason = "wrong password" if user else "no such account"
+        rows = [("sign-in-failed", reason)]
         for block in throttle.failed(attempt):
             detail = (
                 f"{block.failures} failed sign-ins: {block.kind} blocked for {block.seconds:g} s"
             )
-            await _audit_throttle(request, attempt, "sign-in-blocked", detail, user)
+            rows.append(("sign-in-blocked", detail))
+        # the same write whether or not the account exists: the timing tells nobody which
+        await _audit_sign_in(request, attempt, user, rows)
         raise ApiError(401, "invalid-credentials", "wrong e-mail or password")
     if not user.is_active:
+        await _audit_sign_in(request, attempt, user, [("sign-in-failed", "account disabled")])
         raise ApiError(403, "account-disabled", "this account is disabled")
     throttle.succeeded(attempt)
+    await _audit_sign_in(request, attempt, user, [("sign-in", "signed in")], outcome="ok")
     return _login_response(request, user)
 
 
@@ -138,6 +177,7 @@ async def register(request: web.Request) -> web.Response:
         raise ApiError(403, "registration-disabled", "self-registration is disabled here")
     body = await parse_body(request, RegisterRequest)
     user = await _create(request, body.email, body.display_name, body.password, "member")
+    await _audit_account(request, user, "register", user.id, f"{user.email} registered")
     response = _login_response(request, user)
     response.set_status(201)
     return response
@@ -165,9 +205,11 @@ async def me(request: web.Request) -> web.Response:
     errors=(409,),
 )
 async def create_user(request: web.Request) -> web.Response:
-    await current_user_who_may(request, Action.MANAGE_USERS)
+    admin = await current_user_who_may(request, Action.MANAGE_USERS, audit_as="account-create")
     body = await parse_body(request, UserCreate)
     user = await _create(request, body.email, body.display_name, body.password, body.role)
+    detail = f"{user.email} ({user.display_name!r}), role {user.role}"
+    await _audit_account(request, admin, "account-create", user.id, detail)
     return json_model(UserOut.model_validate(user), status=201)
 
 
@@ -180,7 +222,7 @@ async def create_user(request: web.Request) -> web.Response:
     response=UserPage,
 )
 async def list_users(request: web.Request) -> web.Response:
-    await current_user_who_may(request, Action.MANAGE_USERS)
+    await current_user_who_may(request, Action.MANAGE_USERS, audit_as="account-list")
     page = parse_query(request, PageQuery)
     async with request.app[DATABASE].session() as session:
         rows, total = await users.list_users(session, limit=page.limit, offset=page.offset)
@@ -198,13 +240,20 @@ async def list_users(request: web.Request) -> web.Response:
     errors=(404, 409),
 )
 async def patch_user(request: web.Request) -> web.Response:
-    admin = await current_user_who_may(request, Action.MANAGE_USERS)
+    admin = await current_user_who_may(
+        request,
+        Action.MANAGE_USERS,
+        audit_as="account-update",
+        subject_user_id=parse_id(request.match_info["user_id"]),
+    )
     user_id = path_id(request, "user_id", "user-not-found", "user")
     body = await parse_body(request, UserPatch)
     changes = body.model_dump()  # fields left out are MISSING, and not dumped
     if user_id == admin.id and (
         changes.get("is_active") is False or changes.get("role") == "member"
     ):
+        detail = "cannot-demote-self: " + _changes_asked(changes)
+        await _audit_account(request, admin, "account-update", user_id, detail, "refused")
         raise ApiError(
             409, "cannot-demote-self", "an administrator cannot disable or demote themself"
         )
@@ -212,11 +261,37 @@ async def patch_user(request: web.Request) -> web.Response:
         user = await users.get_user(session, user_id)
         if user is None:
             raise ApiError(404, "user-not-found", "no such user")
+        changed = [
+            f"{name} {_shown(getattr(user, name))} → {_shown(value)}"
+            for name, value in changes.items()
+            if getattr(user, name) != value
+        ]
         for name, value in changes.items():
             setattr(user, name, value)
         await session.flush()
         out = UserOut.model_validate(user)
+        await audit.record(
+            session,
+            user_id=admin.id,
+            action="account-update",
+            subject_user_id=user.id,
+            address=request_address(request),
+            detail=f"{user.email}: " + ("; ".join(changed) or "no change"),
+        )
     return json_model(out)
+
+
+def _changes_asked(changes: dict[str, object]) -> str:
+    return "; ".join(f"{name} → {_shown(value)}" for name, value in changes.items())
+
+
+def _shown(value: object) -> str:
+    """A field's value in an audit detail: true/false, a role as is, a name quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value in ("admin", "member"):
+        return value
+    return repr(value)
 
 
 async def _create(request: web.Request, email: str, name: str, password: str, role: str) -> User:

@@ -12,7 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
-from signaling.auth import bearer_token, current_user, user_for_token
+from signaling.auth import (
+    bearer_token,
+    current_user,
+    refuse_token,
+    request_address,
+    user_for_token,
+)
 from signaling.errors import ApiError
 from signaling.handlers.bodies import json_model, parse_id, parse_query, path_id, path_room_id
 from signaling.handlers.table import ROUTES
@@ -33,7 +39,7 @@ from signaling.schemas import (
 )
 from signaling.tokens import TokenError
 from storage import audit, recordings, users
-from storage.models import Recording, User
+from storage.models import AuditOutcome, Recording, User
 
 RECORDING = "/api/recordings/{recording_id}"
 MEETING_RECORDING = "/api/meetings/{room_id}/recording"
@@ -67,18 +73,40 @@ def _recording_id(request: web.Request) -> int:
     return path_id(request, "recording_id", "recording-not-found", "recording")
 
 
-async def _load(request: web.Request, user: User) -> Recording:
+async def _load(request: web.Request, user: User, action: str) -> Recording:
+    """The recording, if the user may see it; a refusal is audited as `action`, refused."""
     async with request.app[DATABASE].session() as db:
         recording = await recordings.get_recording(db, _recording_id(request))
     if recording is None:
         raise ApiError(404, "recording-not-found", "no such recording")
-    require(user, host_role(recording.meeting.host_id, user), Action.SEE_RECORDINGS)
+    try:
+        require(user, host_role(recording.meeting.host_id, user), Action.SEE_RECORDINGS)
+    except ApiError as refusal:
+        detail = f"{refusal.code}: {refusal.message}"
+        await _audit(request, user, action, recording, detail, outcome="refused")
+        raise
     return recording
 
 
-async def _audit(request: web.Request, user: User, action: str, rid: int, detail: str) -> None:
+async def _audit(
+    request: web.Request,
+    user: User,
+    action: str,
+    recording: Recording,
+    detail: str,
+    outcome: AuditOutcome = "ok",
+) -> None:
     async with request.app[DATABASE].session() as db:
-        await audit.record(db, user_id=user.id, action=action, recording_id=rid, detail=detail)
+        await audit.record(
+            db,
+            user_id=user.id,
+            action=action,
+            outcome=outcome,
+            recording_id=recording.id,
+            room_id=recording.meeting.room_id,
+            address=request_address(request),
+            detail=detail,
+        )
 
 
 # --- control ------------------------------------------------------------------------------
@@ -158,7 +186,7 @@ async def list_recordings(request: web.Request) -> web.Response:
 )
 async def get_recording(request: web.Request) -> web.Response:
     user = await current_user(request)
-    recording = await _load(request, user)
+    recording = await _load(request, user, "view")
     async with request.app[DATABASE].session() as db:
         starter = (
             await users.get_user(db, recording.started_by_id) if recording.started_by_id else None
@@ -178,7 +206,7 @@ async def get_recording(request: web.Request) -> web.Response:
         )
         for t in recording.tracks
     ]
-    await _audit(request, user, "view", recording.id, "detail")
+    await _audit(request, user, "view", recording, "detail")
     speakers = [RecordingSpeakerOut.model_validate(s) for s in recording.speakers]
     return json_model(
         RecordingDetail(**_fields(recording, starter), tracks=tracks, speakers=speakers)
@@ -195,7 +223,7 @@ async def get_recording(request: web.Request) -> web.Response:
 )
 async def delete_recording(request: web.Request) -> web.Response:
     user = await current_user(request)
-    recording = await _load(request, user)
+    recording = await _load(request, user, "delete")
     if recording.state == "recording":
         raise ApiError(409, "still-recording", "stop the recording before deleting it")
     await request.app[JOBS].delete(recording)
@@ -208,6 +236,8 @@ async def delete_recording(request: web.Request) -> web.Response:
             user_id=user.id,
             action="delete",
             recording_id=recording.id,
+            room_id=recording.meeting.room_id,
+            address=request_address(request),
             detail=f"{recording.meeting.title} ({recording.size_bytes} bytes)",
         )
     return web.Response(status=204)
@@ -224,7 +254,7 @@ async def delete_recording(request: web.Request) -> web.Response:
 )
 async def compose_recording(request: web.Request) -> web.Response:
     user = await current_user(request)
-    recording = await _load(request, user)
+    recording = await _load(request, user, "compose")
     async with request.app[DATABASE].session() as db:
         row = await recordings.get_recording(db, recording.id)
         if row is None:
@@ -245,7 +275,7 @@ async def compose_recording(request: web.Request) -> web.Response:
 )
 async def recording_access(request: web.Request) -> web.Response:
     user = await current_user(request)
-    recording = await _load(request, user)
+    recording = await _load(request, user, "access")
     ttl = 600
     token = request.app[TOKENS].issue_media(user.id, recording.id, ttl)
     base = f"/api/recordings/{recording.id}"
@@ -264,17 +294,27 @@ async def recording_access(request: web.Request) -> web.Response:
 async def _file_user(request: web.Request) -> User:
     """Files open with a bearer token or with a media link (`?access=`) for this recording."""
     access = request.query.get("access")
+    address = request_address(request)
     if access is None:
-        return await user_for_token(request.app, bearer_token(request))
+        return await user_for_token(request.app, bearer_token(request), address)
+    recording_id = _recording_id(request)
     try:
-        user_id = request.app[TOKENS].verify_media(access, _recording_id(request))
+        user_id = request.app[TOKENS].verify_media(access, recording_id)
     except TokenError as exc:
-        raise ApiError(401, exc.code, exc.message) from None
+        error = ApiError(401, exc.code, exc.message)
+        raise await refuse_token(request.app, error, address, recording_id=recording_id) from None
     async with request.app[DATABASE].session() as db:
         user = await users.get_user(db, user_id)
     if user is None or not user.is_active:
-        raise ApiError(403, "account-disabled", "this account is disabled")
+        error = ApiError(403, "account-disabled", "this account is disabled")
+        raise await refuse_token(
+            request.app, error, address, user.id if user else None, recording_id
+        )
     return user
+
+
+def _file_action(request: web.Request) -> str:
+    return "download" if request.query.get("download") == "1" else "stream"
 
 
 async def _send_file(
@@ -287,7 +327,7 @@ async def _send_file(
     download = request.query.get("download") == "1"
     first_request = start in (None, 0)
     if download or first_request:  # not once per range request of a seeking player
-        await _audit(request, user, "download" if download else "stream", recording.id, what)
+        await _audit(request, user, _file_action(request), recording, what)
     response = web.FileResponse(path)
     if download:
         response.headers["Content-Disposition"] = (
@@ -325,7 +365,7 @@ def _range_start(request: web.Request, size: int) -> int | None:
 )
 async def composed_file(request: web.Request) -> web.StreamResponse:
     user = await _file_user(request)
-    recording = await _load(request, user)
+    recording = await _load(request, user, _file_action(request))
     if not recording.composed_file:
         raise ApiError(404, "file-not-found", "the recording has not been composed")
     path = request.app[JOBS].directory(recording) / recording.composed_file
@@ -342,7 +382,7 @@ async def composed_file(request: web.Request) -> web.StreamResponse:
 )
 async def track_file(request: web.Request) -> web.StreamResponse:
     user = await _file_user(request)
-    recording = await _load(request, user)
+    recording = await _load(request, user, _file_action(request))
     track_id = parse_id(request.match_info["track_id"])
     track = next((t for t in recording.tracks if t.id == track_id), None)
     if track is None:
