@@ -1,4 +1,5 @@
-"""Background work on recordings: composing one file to watch, crash recovery, retention.
+"""Background work on recordings: composing one file to watch, crash recovery, retention
+(of recordings, and of the audit trail's rows: the same hourly check).
 
 Composition runs as a separate process (`python -m compose`), never on the event loop
 that carries meetings; its progress lines are stored so the API can show them.
@@ -54,8 +55,8 @@ class ComposeQueue:
     async def start(self) -> None:
         await self.recover()
         self._tasks.append(asyncio.create_task(self._work(), name="compose-worker"))
-        if self.settings.recording_retention_days:
-            self._tasks.append(asyncio.create_task(self._retain(), name="recording-retention"))
+        if self.settings.recording_retention_days or self.settings.audit_retention_days:
+            self._tasks.append(asyncio.create_task(self._retain(), name="retention"))
 
     async def close(self) -> None:
         if self._process is not None and self._process.returncode is None:
@@ -173,6 +174,22 @@ class ComposeQueue:
             await asyncio.to_thread(shutil.rmtree, directory, True)
 
     async def apply_retention(self) -> int:
+        """Both retention settings; returns how many recordings were deleted."""
+        await self.apply_audit_retention()
+        return await self.apply_recording_retention()
+
+    async def apply_audit_retention(self) -> int:
+        """Delete the audit rows older than `TERTULIA_AUDIT_RETENTION_DAYS` (0: keep them)."""
+        days = self.settings.audit_retention_days
+        if not days:
+            return 0
+        async with self.database.session() as db:
+            deleted = await audit.delete_before(db, utcnow() - timedelta(days=days))
+        if deleted:
+            log.info("retention: deleted %d audit rows older than %d days", deleted, days)
+        return deleted
+
+    async def apply_recording_retention(self) -> int:
         days = self.settings.recording_retention_days
         if not days:
             return 0
@@ -195,8 +212,9 @@ class ComposeQueue:
 
     async def _retain(self) -> None:
         while True:
-            try:
-                await self.apply_retention()
-            except Exception:
-                log.exception("applying the recording retention failed")
+            for apply in (self.apply_audit_retention, self.apply_recording_retention):
+                try:
+                    await apply()
+                except Exception:  # one failing does not stop the other
+                    log.exception("applying a retention setting failed")
             await asyncio.sleep(RETENTION_CHECK_SECONDS)
