@@ -1,6 +1,23 @@
 """REST handlers; importing this package fills ROUTES."""
 
-from signaling.handlers import accounts, meetings, moderation, realtime, recordings, system
+from signaling.handlers import (
+    accounts,
+    audit,
+    meetings,
+    moderation,
+    realtime,
+    recordings,
+    system,
+)
 from signaling.handlers.table import ROUTES
 
-__all__ = ["ROUTES", "accounts", "meetings", "moderation", "realtime", "recordings", "system"]
+__all__ = [
+    "ROUTES",
+    "accounts",
+    "audit",
+    "meetings",
+    "moderation",
+    "realtime",
+    "recordings",
+    "system",
+]
