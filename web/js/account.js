@@ -1,5 +1,5 @@
 // The signed-in person: who it is (`signedInUser`), and the header of the signed-in pages
-// with their name, the Recordings link and sign-out.
+// with their name, the Recordings link, the Audit trail link (admins) and sign-out.
 
 import { api, ApiError, setToken } from "./api.js";
 import { navigate } from "./nav.js";
@@ -13,13 +13,17 @@ import { h, messageOf } from "./widgets.js";
 export function appHeader(me) {
   const here = location.pathname.startsWith("/recordings");
   const exact = /^\/recordings\/?$/.test(location.pathname);
+  const onAudit = /^\/audit\/?$/.test(location.pathname);
   return h("header", { class: "topbar" },
     h("a", { href: "/", "data-internal": true, class: "brand" }, "Tertulia"),
     h("nav", { "aria-label": "Main", "data-testid": "main-nav", hidden: !(me.role === "admin" || here) },
       h("a", {
         href: "/recordings", "data-internal": true, "data-testid": "recordings-link",
         "aria-current": exact ? "page" : here ? "true" : null,
-      }, "Recordings")),
+      }, "Recordings"),
+      me.role === "admin"
+        ? h("a", { href: "/audit", "data-internal": true, "data-testid": "audit-link", "aria-current": onAudit ? "page" : null }, "Audit trail")
+        : null),
     h("span", { class: "who", "data-testid": "signed-in-as" }, me.display_name),
     h("button", { type: "button", "data-testid": "signout", onclick: signOut }, "Sign out"));
 }

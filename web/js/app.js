@@ -4,6 +4,7 @@
 //   /m/{room_id}      pre-join check, then the meeting room
 //   /recordings       the recordings library (admins: all; hosts: their meetings')
 //   /recordings/{id}  one recording: player, tracks, composition progress, delete
+//   /audit            the audit trail (administrators)
 
 import { ApiError, getToken, setUnauthorizedHandler } from "./api.js";
 import { goToSignIn, leavePage, navigate, SESSION_EXPIRED, setRouter } from "./nav.js";
@@ -12,6 +13,7 @@ import { showDashboard } from "./pages/dashboard.js";
 import { showMeeting } from "./pages/meeting.js";
 import { showRecordings } from "./pages/recordings.js";
 import { showRecording } from "./pages/recording.js";
+import { showAudit } from "./pages/audit.js";
 
 setUnauthorizedHandler((/** @type {ApiError} */ _error) => goToSignIn(SESSION_EXPIRED));
 
@@ -22,6 +24,7 @@ function route() {
   const meeting = path.match(/^\/m\/([^/]+)\/?$/);
   const recording = path.match(/^\/recordings\/([^/]+)\/?$/);
   const recordings = /^\/recordings\/?$/.test(path);
+  const audit = /^\/audit\/?$/.test(path);
   if (!getToken()) {
     if (meeting) {
       goToSignIn("Sign in to join the meeting.", path);
@@ -29,6 +32,10 @@ function route() {
     }
     if (recording || recordings) {
       goToSignIn("Sign in to see the recordings.", path.replace(/\/$/, ""));
+      return;
+    }
+    if (audit) {
+      goToSignIn("Sign in to read the audit trail.", "/audit");
       return;
     }
     showSignIn(message, safeNext(new URLSearchParams(location.search).get("next")));
@@ -46,6 +53,10 @@ function route() {
     showRecording(decodeURIComponent(recording[1]));
     return;
   }
+  if (audit) {
+    showAudit(message);
+    return;
+  }
   const next = safeNext(new URLSearchParams(location.search).get("next"));
   if (next) {
     navigate(next, { replace: true });
@@ -56,7 +67,7 @@ function route() {
 
 /** Only same-app paths are followed after sign-in. @param {string | null} next */
 export function safeNext(next) {
-  return next && /^\/(m\/[A-Za-z0-9_-]+|recordings(\/\d+)?)$/.test(next) ? next : "";
+  return next && /^\/(m\/[A-Za-z0-9_-]+|recordings(\/\d+)?|audit)$/.test(next) ? next : "";
 }
 
 setRouter(route);
