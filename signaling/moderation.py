@@ -108,7 +108,8 @@ class Moderation:
         )
 
     async def mute_all(self, room_id: str, actor: Actor) -> int:
-        """Every microphone but the asker's (and the host's, unless the host asks)."""
+        """Every microphone but the asker's (and the host's, unless the host asks: nobody
+        moderates the host)."""
         meeting = await self._authorize(room_id, actor, Action.MODERATE, "mute-all")
         room = self.live.rooms.get(room_id)
         muted = 0
@@ -126,9 +127,11 @@ class Moderation:
     async def _stop(
         self, meeting: Meeting, room: LiveRoom, target: Peer, sources: set[Source], actor: Actor
     ) -> None:
-        target.held |= sources
-        target.blocked |= sources
-        self.live.media.block(room.room_id, target.participant_id, frozenset(target.blocked))
+        target.standing.held |= sources
+        target.standing.blocked |= sources
+        self.live.media.block(
+            room.room_id, target.participant_id, frozenset(target.standing.blocked)
+        )
         media = target.media.model_copy(update=dict.fromkeys(sources, False))
         await self._set_media(room, target, media)
         target.send(
@@ -148,7 +151,7 @@ class Moderation:
     async def allow_unmute(self, room_id: str, actor: Actor, participant_id: str) -> None:
         _room, target = self._target(room_id, participant_id)
         await self._authorize(room_id, actor, Action.MODERATE, "allow-unmute", target)
-        target.held.clear()
+        target.standing.held.clear()
         target.send(UnmuteAllowed(by=_person(actor)))
         await self.audit.record(
             actor, "allow-unmute", room_id=room_id, subject_user_id=target.user_id
@@ -157,10 +160,11 @@ class Moderation:
     async def check_media_state(self, room: LiveRoom, peer: Peer, media: Media) -> None:
         """A person's own `media-state`: turning on a source a moderator stopped is refused
         while they may not unmute; otherwise it lifts the stop and forwarding resumes."""
-        turned_on = {source for source in peer.blocked if getattr(media, source)}
+        standing = peer.standing
+        turned_on = {source for source in standing.blocked if getattr(media, source)}
         if not turned_on:
             return
-        if peer.held & turned_on:
+        if standing.held & turned_on:
             async with self.database.session() as db:
                 meeting = await load_meeting(db, room.room_id)
             if not meeting.allow_self_unmute:
@@ -169,9 +173,9 @@ class Moderation:
                     ErrorCode.MUTED_BY_MODERATOR,
                     "a moderator muted you; ask them to let you unmute",
                 )
-            peer.held -= turned_on
-        peer.blocked -= turned_on
-        self.live.media.block(room.room_id, peer.participant_id, frozenset(peer.blocked))
+            standing.held -= turned_on
+        standing.blocked -= turned_on
+        self.live.media.block(room.room_id, peer.participant_id, frozenset(standing.blocked))
 
     # --- remove ------------------------------------------------------------------------------
     async def remove(self, room_id: str, actor: Actor, participant_id: str, *, bar: bool) -> None:
@@ -282,11 +286,12 @@ class Moderation:
             if raised:
                 raise ApiError(403, "not-your-participant", "only your own hand can be raised")
             await self._authorize(room_id, actor, Action.MODERATE, "lower-hand", target)
-        if raised == (target.hand_raised_at is not None):
+        standing = target.standing
+        if raised == (standing.hand_raised_at is not None):
             return
-        target.hand_raised_at = utcnow() if raised else None
+        standing.hand_raised_at = utcnow() if raised else None
         room.broadcast(
             HandChanged(
-                participant_id=target.participant_id, raised=raised, at=target.hand_raised_at
+                participant_id=target.participant_id, raised=raised, at=standing.hand_raised_at
             )
         )

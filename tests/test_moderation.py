@@ -316,3 +316,24 @@ class _NeverProbe:
 
 
 _Never = _NeverProbe()
+
+
+async def test_a_mute_and_a_hand_survive_a_reconnect(api, make_user, clients):
+    """Reconnecting, or a second tab, must not lift a moderator's mute."""
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(api, host, allow_self_unmute=False)
+    a = await join(api, host, room, clients)
+    b = await join(api, guest, room, clients)
+    await b.request({"type": "hand", "raised": True}, "ack")
+    await a.request(
+        {"type": "mute", "participant_id": b.participant_id, "sources": ["microphone"]}, "ack"
+    )
+    await b.wait_for("muted")
+    again = await join(api, guest, room, clients)
+    assert again.welcome["you"]["held"] == ["microphone"]
+    assert again.welcome["you"]["hand_raised_at"] is not None
+    on = {"type": "media-state", "microphone": True, "camera": False, "screen": False}
+    assert await refused(again, on) == "muted-by-moderator"
+    assert api.app[LIVE].media._rooms[room].participants[again.participant_id].blocked == {
+        "microphone"
+    }

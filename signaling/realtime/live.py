@@ -42,6 +42,16 @@ SEND_QUEUE_LIMIT = 512
 
 
 @dataclass
+class Standing:
+    """What moderation decided about a person in a meeting, kept across their connections
+    (a reconnect or a second tab must not lift a moderator's mute, nor drop a raised hand)."""
+
+    held: set[Source] = field(default_factory=set)  # stopped by a moderator, not allowed back
+    blocked: set[Source] = field(default_factory=set)  # not forwarded until turned on again
+    hand_raised_at: datetime | None = None
+
+
+@dataclass
 class Peer:
     """One connected participant; also the media server's event sink for that participant."""
 
@@ -55,9 +65,7 @@ class Peer:
     is_admin: bool = False
     address: str | None = None
     media: Media = field(default_factory=Media)
-    held: set[Source] = field(default_factory=set)  # stopped by a moderator, not allowed back
-    blocked: set[Source] = field(default_factory=set)  # not forwarded until turned on again
-    hand_raised_at: datetime | None = None
+    standing: Standing = field(default_factory=Standing)
     slots: list[SlotAssignment] = field(default_factory=list)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int = CloseCode.NORMAL
@@ -74,8 +82,8 @@ class Peer:
             display_name=self.display_name,
             role=self.role,  # type: ignore[arg-type]
             media=self.media,
-            hand_raised_at=self.hand_raised_at,
-            held=sorted(self.held),
+            hand_raised_at=self.standing.hand_raised_at,
+            held=sorted(self.standing.held),
         )
 
     @property
@@ -239,6 +247,11 @@ class LiveMeetings:
     def __init__(self, media: MediaServer) -> None:
         self.media = media
         self.rooms: dict[str, LiveRoom] = {}
+        self._standings: dict[tuple[str, int], Standing] = {}
+
+    def standing(self, room_id: str, user_id: int) -> Standing:
+        """The person's standing in the meeting, the same object for all their connections."""
+        return self._standings.setdefault((room_id, user_id), Standing())
 
     def room(self, room_id: str, meeting_id: int, host_id: int, enable_chat: bool) -> LiveRoom:
         room = self.rooms.get(room_id)
@@ -256,6 +269,7 @@ class LiveMeetings:
     def end(self, room_id: str, reason: str) -> None:
         """Tell everyone the meeting ended, then disconnect them (their sessions close
         their media)."""
+        self._standings = {k: v for k, v in self._standings.items() if k[0] != room_id}
         room = self.rooms.get(room_id)
         if room is None:
             return

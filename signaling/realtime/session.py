@@ -296,10 +296,13 @@ async def _seat(
         ws=ws,
         is_admin=user.role == "admin",
         address=actor.address,
+        standing=live.standing(room_id, user.id),
     )
     was_present = room.host_present
     room.peers[peer.participant_id] = peer
     await live.media.join(room_id, peer.participant_id, peer)
+    if peer.standing.blocked:  # muted by a moderator before this connection
+        live.media.block(room_id, peer.participant_id, frozenset(peer.standing.blocked))
     speakers = live.media.speakers(room_id)
     peer.send(
         Welcome(
