@@ -35,7 +35,7 @@ class Action(StrEnum):
     SET_WAITING_ROOM = "set-waiting-room"
     SET_ROLE = "set-role"  # promote or demote moderators, hand over the host role
     SEE_PARTICIPANTS = "see-participants"  # who is inside, over REST
-    RAISE_HAND = "raise-hand"
+    SEE_AUDIT = "see-audit"  # read and export the audit trail
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ RULES: dict[Action, Rule] = {
     Action.SEE_PARTICIPANTS: Rule(
         INSIDE, True, "not-in-meeting", "only people in the meeting see who is in it"
     ),
-    Action.RAISE_HAND: Rule(INSIDE, False, "not-in-meeting", "only people inside raise hands"),
+    Action.SEE_AUDIT: Rule(frozenset(), True, "admin-only", "only an administrator may do this"),
 }
 
 

@@ -1,6 +1,6 @@
 """The audit trail for administrators: a filtered page of events, and the same as CSV.
 
-Reading the trail is for admins only (`Action.MANAGE_USERS`); a refusal is itself audited
+Reading the trail is for admins only (`Action.SEE_AUDIT`); a refusal is itself audited
 (`audit-read`, `audit-export`), and so is every export. The CSV is streamed in batches
 (keyset pagination, one short database session per batch), never held whole in memory,
 and stops at `MAX_EXPORT_ROWS`.
@@ -81,7 +81,7 @@ def event_out(row: audit.AuditRow) -> AuditEventOut:
     response=AuditPage,
 )
 async def list_audit(request: web.Request) -> web.Response:
-    await current_user_who_may(request, Action.MANAGE_USERS, audit_as="audit-read")
+    await current_user_who_may(request, Action.SEE_AUDIT, audit_as="audit-read")
     query = parse_query(request, AuditListQuery)
     async with request.app[DATABASE].session() as session:
         rows, total = await audit.search(
@@ -121,7 +121,7 @@ def _csv_lines(rows: Iterable[list[object]]) -> bytes:
     content_type="text/csv",
 )
 async def export_audit(request: web.Request) -> web.StreamResponse:
-    admin = await current_user_who_may(request, Action.MANAGE_USERS, audit_as="audit-export")
+    admin = await current_user_who_may(request, Action.SEE_AUDIT, audit_as="audit-export")
     query = parse_query(request, AuditFilterQuery)
     # Up to now: events written while the file streams (this export's own row among them)
     # neither shift the batches nor make the count wrong.

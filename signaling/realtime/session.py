@@ -178,7 +178,7 @@ async def _join(
     the person's place in the room (replacing an older connection of theirs), and send
     `welcome` to them and `participant-joined` to the rest."""
     hello = await _hello(ws)
-    actor = Actor(await user_for_token(app, hello.token), address)
+    actor = Actor(await user_for_token(app, hello.token, address), address)
     admission = await app[MEETINGS].admit(room_id, actor)
     while isinstance(admission, Wait):
         await _wait(app, ws, admission.meeting, actor)
