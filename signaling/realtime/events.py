@@ -257,16 +257,10 @@ class Denied(ServerEvent):
     retry_after: int
 
 
-class Knock(ServerEvent):
-    type: Literal["knock"] = "knock"
-    participant_id: str
-    user_id: int
-    display_name: str
-    since: datetime
+class Knock(ServerEvent, KnockInfo):
+    """Someone knocked (the fields of `KnockInfo`)."""
 
-    @field_serializer("since")
-    def _since_z(self, value: datetime) -> str:
-        return _utc_z(value)
+    type: Literal["knock"] = "knock"
 
     @classmethod
     def of(cls, knock: KnockInfo) -> Knock:

@@ -156,3 +156,17 @@ export function confirmWithOption(message, confirmLabel, optionLabel) {
     dialog.showModal();
   });
 }
+
+/**
+ * Previous / Next buttons around a "page x of y" text, hidden until a page says otherwise.
+ * @param {string} label the navigation's accessible name
+ * @param {string} className
+ * @returns {{nav: HTMLElement, prev: HTMLButtonElement, next: HTMLButtonElement, info: HTMLElement}}
+ */
+export function pagerControls(label, className) {
+  const prev = /** @type {HTMLButtonElement} */ (h("button", { type: "button", "data-testid": "page-prev" }, "Previous"));
+  const next = /** @type {HTMLButtonElement} */ (h("button", { type: "button", "data-testid": "page-next" }, "Next"));
+  const info = h("span", { class: "muted", "data-testid": "page-info" });
+  const nav = h("nav", { class: `row ${className}`, "aria-label": label, hidden: true }, prev, info, next);
+  return { nav, prev, next, info };
+}

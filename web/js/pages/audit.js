@@ -7,7 +7,7 @@
 import { appHeader, signedInUser } from "../account.js";
 import { api, ApiError, getToken } from "../api.js";
 import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../nav.js";
-import { focusHeading, h, messageOf, pageTitle, root } from "../widgets.js";
+import { focusHeading, h, messageOf, pageTitle, pagerControls, root } from "../widgets.js";
 
 /**
  * One event of the trail (AuditEventOut in the OpenAPI description).
@@ -145,10 +145,7 @@ export async function showAudit(message = "") {
     body);
   const scroller = h("div", { class: "audit-scroll", tabIndex: 0, role: "region", "aria-label": "Audit events" }, table);
 
-  const prev = h("button", { type: "button", "data-testid": "page-prev" }, "Previous");
-  const next = h("button", { type: "button", "data-testid": "page-next" }, "Next");
-  const pageInfo = h("span", { class: "muted", "data-testid": "page-info" });
-  const pager = h("nav", { class: "row audit-pager", "aria-label": "Pages of the audit trail", hidden: true }, prev, pageInfo, next);
+  const { nav: pager, prev, next, info: pageInfo } = pagerControls("Pages of the audit trail", "audit-pager");
 
   /** @returns {AuditState} the filters and page from the address bar */
   function fromUrl() {

@@ -5,7 +5,7 @@
 import { appHeader, signedInUser } from "../account.js";
 import { api, ApiError } from "../api.js";
 import { onLeavePage } from "../nav.js";
-import { focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, pageTitle, root } from "../widgets.js";
+import { focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, pageTitle, pagerControls, root } from "../widgets.js";
 
 /** @typedef {import("../api.js").Recording} Recording */
 /** @typedef {import("../api.js").RecordingPage} RecordingPage */
@@ -85,10 +85,7 @@ export async function showRecordings(message = "") {
       h("button", { type: "submit", class: "primary", "data-testid": "filter-apply" }, "Apply"), clear),
     filterError);
 
-  const prev = h("button", { type: "button", "data-testid": "page-prev" }, "Previous");
-  const next = h("button", { type: "button", "data-testid": "page-next" }, "Next");
-  const pageInfo = h("span", { class: "muted", "data-testid": "page-info" });
-  const pager = h("nav", { class: "row pager", "aria-label": "Pages of recordings", hidden: true }, prev, pageInfo, next);
+  const { nav: pager, prev, next, info: pageInfo } = pagerControls("Pages of recordings", "pager");
 
   /** The filters and page from the address bar. */
   function fromUrl() {
