@@ -170,3 +170,15 @@ export function pagerControls(label, className) {
   const nav = h("nav", { class: `row ${className}`, "aria-label": label, hidden: true }, prev, info, next);
   return { nav, prev, next, info };
 }
+
+/** A `<input type="date">` value (local day) as the ISO instant that day starts. @param {string} day @param {number} [plusDays] */
+export function dayStart(day, plusDays = 0) {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(y, m - 1, d + plusDays).toISOString();
+}
+
+/** An integer query parameter within [min, max], else `fallback`. @param {string | null} value @param {number} fallback @param {number} min @param {number} max */
+export function intParam(value, fallback, min, max) {
+  const n = Number(value);
+  return value !== null && Number.isInteger(n) ? Math.min(max, Math.max(min, n)) : fallback;
+}

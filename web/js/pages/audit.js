@@ -7,7 +7,7 @@
 import { appHeader, signedInUser } from "../account.js";
 import { api, ApiError, getToken } from "../api.js";
 import { goToSignIn, onLeavePage, SESSION_EXPIRED } from "../nav.js";
-import { focusHeading, h, messageOf, pageTitle, pagerControls, root } from "../widgets.js";
+import { focusHeading, h, messageOf, dayStart, intParam, pageTitle, pagerControls, root } from "../widgets.js";
 
 /**
  * One event of the trail (AuditEventOut in the OpenAPI description).
@@ -51,17 +51,7 @@ export const ACTIONS = {
   "Audit trail": ["audit-read", "audit-export"],
 };
 
-/** @param {string} day a `<input type="date">` value (local day) @param {number} [plusDays] */
-function dayStart(day, plusDays = 0) {
-  const [y, m, d] = day.split("-").map(Number);
-  return new Date(y, m - 1, d + plusDays).toISOString();
-}
 
-/** @param {string | null} value @param {number} fallback @param {number} min @param {number} max */
-function intParam(value, fallback, min, max) {
-  const n = Number(value);
-  return value !== null && Number.isInteger(n) ? Math.min(max, Math.max(min, n)) : fallback;
-}
 
 /** @param {string} iso */
 function formatMoment(iso) {

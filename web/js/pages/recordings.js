@@ -5,7 +5,7 @@
 import { appHeader, signedInUser } from "../account.js";
 import { api, ApiError } from "../api.js";
 import { onLeavePage } from "../nav.js";
-import { focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, pageTitle, pagerControls, root } from "../widgets.js";
+import { focusHeading, formatBytes, formatDuration, formatTime, h, messageOf, dayStart, intParam, pageTitle, pagerControls, root } from "../widgets.js";
 
 /** @typedef {import("../api.js").Recording} Recording */
 /** @typedef {import("../api.js").RecordingPage} RecordingPage */
@@ -39,17 +39,7 @@ export function durationText(recording) {
   return recording.state === "recording" ? "still recording" : formatDuration(recording.duration_seconds);
 }
 
-/** A `<input type="date">` value (local day) as the ISO instant that day starts. @param {string} day @param {number} [plusDays] */
-function dayStart(day, plusDays = 0) {
-  const [y, m, d] = day.split("-").map(Number);
-  return new Date(y, m - 1, d + plusDays).toISOString();
-}
 
-/** @param {string | null} value @param {number} fallback @param {number} min @param {number} max */
-function intParam(value, fallback, min, max) {
-  const n = Number(value);
-  return value !== null && Number.isInteger(n) ? Math.min(max, Math.max(min, n)) : fallback;
-}
 
 /** @param {string} message shown once at the top (e.g. after a delete) */
 export async function showRecordings(message = "") {
