@@ -115,7 +115,7 @@ async def test_roles_one_set_of_rules(api, make_user, database, clients):
     assert ("set-role", "refused", c_user.id) in rows and ("mute", "refused", b_user.id) in rows
 
 
-async def test_unmuting_after_a_moderator_mute(api, make_user, clients):
+async def test_unmuting_after_a_moderator_mute(api, make_user, database, clients):
     host, guest = await make_user(), await make_user()
     room = await new_meeting(api, host, allow_self_unmute=False)
     a = await join(api, host, room, clients)
@@ -140,6 +140,17 @@ async def test_unmuting_after_a_moderator_mute(api, make_user, clients):
     await a.request({"type": "mute-all"}, "ack")
     await b.wait_for("muted")
     assert not any(e["type"] == "muted" for e in a.events)
+    status, _ = await api.call("DELETE", f"/api/meetings/{room}", user=guest)
+    assert status == 403
+    assert (await api.call("DELETE", f"/api/meetings/{room}", user=host))[0] == 204
+    assert [(action, outcome) for action, outcome, _ in await trail(database, room)] == [
+        ("meeting-join", "ok"),  # the guest, admitted (the host needs no admission)
+        ("mute", "ok"),
+        ("allow-unmute", "ok"),
+        ("mute-all", "ok"),
+        ("meeting-delete", "refused"),
+        ("meeting-delete", "ok"),
+    ]
 
 
 async def test_remove_and_bar(api, make_user, database, clients):

@@ -167,6 +167,23 @@ async def test_recording_rules(api, make_user, database):
     async with database.session() as db:
         row = await recordings.get_recording(db, stopped["recording_id"])
         assert row.stopped_by_id == admin.id and row.state in ("processing", "failed")
+        rows = [
+            (e.action, e.outcome, e.user_id)
+            for e in await audit.trail(db)
+            if e.action.startswith("recording-") and e.room_id in (room, no_rec)
+        ]
+    # every start and stop, and every refused attempt (REST and signaling alike)
+    assert rows == [
+        ("recording-start", "refused", host.id),  # nobody inside
+        ("recording-start", "refused", host.id),  # recording disabled
+        ("recording-start", "refused", member.id),
+        ("recording-start", "refused", member.id),  # over signaling
+        ("recording-stop", "refused", host.id),  # not recording
+        ("recording-start", "ok", host.id),
+        ("recording-start", "refused", host.id),  # already recording
+        ("recording-stop", "refused", member.id),
+        ("recording-stop", "ok", admin.id),
+    ]
 
 
 async def test_meeting_end_stops_the_recording(api, make_user, database):
@@ -183,6 +200,9 @@ async def test_meeting_end_stops_the_recording(api, make_user, database):
         row = await recordings.get_recording(db, started["recording_id"])
         assert row.stopped_at is not None and row.state != "recording"
     assert not api.app[LIVE].media.is_recording(room)
+    async with database.session() as db:
+        actions = [(e.action, e.user_id) for e in await audit.trail(db) if e.room_id == room]
+    assert actions == [("recording-start", host.id), ("meeting-end", host.id)]
 
 
 # --- the library, on recordings made from real track files --------------------------------
