@@ -59,7 +59,9 @@ export async function api(path, { method = "GET", body, auth = true } = {}) {
   if (!response.ok) {
     const error = data && data.error ? data.error : { code: "http-error", message: `HTTP ${response.status}` };
     const failure = new ApiError(response.status, error.code, error.message, error.details || []);
-    if (response.status === 401 && auth) onUnauthorized(failure);
+    // Only the session that is still current can have expired: a request that went out
+    // without a token, or whose person signed out meanwhile, is not news to anyone.
+    if (response.status === 401 && auth && token && getToken() === token) onUnauthorized(failure);
     throw failure;
   }
   return data;
