@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     waiting_room_limit: int = Field(default=100, ge=1, le=10_000)  # people waiting per meeting
     empty_meeting_timeout_seconds: float = Field(default=900, ge=0, le=7 * 24 * 3600)  # 0: never
     lifecycle_interval_seconds: float = Field(default=15, gt=0, le=3600)
+    # Operations (docs/deploy.md): logs as JSON lines; who may read /metrics besides loopback.
+    log_format: Literal["text", "json"] = "text"
+    metrics_allow: str = ""  # comma-separated addresses or networks
+    # ICE for real networks: a fixed UDP port range for media, and TURN REST API credentials
+    # (a secret shared with coturn's static-auth-secret) handed to each participant.
+    ice_port_min: int | None = Field(default=None, ge=1024, le=65535)
+    ice_port_max: int | None = Field(default=None, ge=1024, le=65535)
+    turn_urls: str = ""
+    turn_secret: str | None = Field(default=None, repr=False)
+    turn_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     # HTTP hardening (see signaling/addresses.py and signaling/security.py).
     idle_timeout_seconds: float = Field(default=15.0, ge=1, le=3600)
     trusted_proxies: str = ""
