@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     last_n: int = Field(default=20, ge=0, le=25)
     audio_streams: int = Field(default=3, ge=1, le=25)
     recording_retention_days: int = Field(default=0, ge=0, le=36500)  # 0: keep forever
+    # A recording's owner renews its lease this often / 3; a lease older than this marks the
+    # recording interrupted (its worker died). See signaling/recordings/jobs.py.
+    recording_lease_seconds: float = Field(default=30, ge=1, le=3600)
     audit_retention_days: int = Field(default=365, ge=0, le=36500)  # 0: keep forever
     # Waiting room and lifecycle (docs/protocol.md, "Moderation"; docs/api.md, "Lifecycle").
     knock_retry_seconds: int = Field(default=600, ge=0, le=7 * 24 * 3600)  # after a denial
