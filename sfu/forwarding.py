@@ -57,8 +57,10 @@ class Counters:
     def __init__(self) -> None:
         self.packets_in = 0
         self.frames_in = 0
+        self.bytes_in = 0  # RTP payload bytes (headers are not counted)
         self.packets_forwarded = 0
         self.frames_forwarded = 0
+        self.bytes_forwarded = 0  # RTP payload bytes sent on to subscribers
         self.keyframe_requests_sent = 0
         self.retransmissions = 0  # NACK repair sent (aiortc_hooks.SenderPort)
         self.retransmissions_refused = 0  # NACKed packets not resent (its limits, too old)
@@ -131,6 +133,7 @@ class Publication:
         self.media_ssrc = packet.ssrc
         counters = self.counters
         counters.packets_in += 1
+        counters.bytes_in += len(packet.payload)
         counters.frames_in += packet.marker if self.kind == "video" else 1
         if self.closed:
             return
@@ -386,6 +389,7 @@ class SlotTrack(MediaStreamTrack):
             self._next_ts = (ts + self._gap) & 0xFFFFFFFF
         self.packets_out += 1
         self.counters.packets_forwarded += 1
+        self.counters.bytes_forwarded += len(payload)
         if marker or self.kind == "audio":
             self.frames_out += 1
             self.counters.frames_forwarded += 1

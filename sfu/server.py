@@ -172,6 +172,8 @@ class MediaServer:
             "frames_received": self.counters.frames_in,
             "packets_forwarded": self.counters.packets_forwarded,
             "frames_forwarded": self.counters.frames_forwarded,
+            "bytes_received": self.counters.bytes_in,  # RTP payload bytes
+            "bytes_forwarded": self.counters.bytes_forwarded,
             "retransmissions": self.counters.retransmissions,  # rtp.repair.RESEND_*
             "retransmissions_refused": self.counters.retransmissions_refused,
             "keyframe_requests_sent": self.counters.keyframe_requests_sent,

@@ -337,6 +337,8 @@ class MediaStats(BaseModel):
     frames_received: int
     packets_forwarded: int
     frames_forwarded: int
+    bytes_received: int  # RTP payload bytes (headers not counted)
+    bytes_forwarded: int
     keyframe_requests_sent: int
     retransmissions: int  # NACK repair sent
     retransmissions_refused: int  # NACKed packets not resent (repair limits, too old)

@@ -55,6 +55,9 @@ async def test_three_participants_receive_each_other(server, cast, monkeypatch):
     assert created == []
     assert not [t for t in threading.enumerate() if t.name.endswith("-decoder")]
     assert stats["participants"] == 3 and stats["forwarded_streams"] == 12
+    # payload bytes are counted where packets are; each packet goes to at most two others
+    assert stats["bytes_received"] > stats["packets_received"] > 0
+    assert 2 * stats["bytes_received"] >= stats["bytes_forwarded"] > stats["packets_forwarded"]
     for c in clients:
         await c.close()
     await asyncio.sleep(0)
