@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # ICE for real networks: a fixed UDP port range for media, and TURN REST API credentials
     # (a secret shared with coturn's static-auth-secret) handed to each participant.
     ice_port_min: int | None = Field(default=None, ge=1024, le=65535)
-    ice_port_max: int | None = Field(default=None, ge=1024, le=65535)
+    ice_port_max: int | None = Field(default=None, ge=1024, le=65535, validate_default=True)
     turn_urls: str = ""
     turn_secret: str | None = Field(default=None, repr=False)
     turn_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
@@ -167,6 +167,18 @@ class Settings(BaseSettings):
         except ValueError:
             if not all(part.isalnum() or "-" in part for part in value.split(".")):
                 raise ValueError("must be an IP address or a host name") from None
+        return value
+
+    @field_validator("ice_port_max")
+    @classmethod
+    def _ice_port_range(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if "ice_port_min" not in info.data:  # itself invalid: that error is reported
+            return value
+        low = info.data["ice_port_min"]
+        if (low is None) != (value is None):
+            raise ValueError("TERTULIA_ICE_PORT_MIN and TERTULIA_ICE_PORT_MAX go together")
+        if low is not None and value is not None and low > value:
+            raise ValueError(f"must not be below TERTULIA_ICE_PORT_MIN ({low})")
         return value
 
     @property
