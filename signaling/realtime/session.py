@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from sfu import MAX_LAST_N, NegotiationError, ReceivePolicy
+from signaling import logs
 from signaling.addresses import client_address
 from signaling.audit import Actor
 from signaling.auth import user_for_token
@@ -350,6 +351,7 @@ class Session:
         self.inbox: asyncio.Queue[ClientMessage] = asyncio.Queue()
 
     async def run(self) -> None:
+        logs.bind(room_id=self.room.room_id, participant_id=self.peer.participant_id)
         reader = asyncio.create_task(self._read(), name=f"ws-reader-{self.peer.participant_id}")
         handler = asyncio.create_task(self._handle(), name=f"ws-handler-{self.peer.participant_id}")
         try:
