@@ -4,9 +4,10 @@ aiortc's public API decodes every incoming track and re-encodes every outgoing o
 must forward encoded frames instead. The hooks here replace a receiver's jitter buffer with a
 tap (so depayloaded packets reach us and no decoder thread starts), send rewritten RTP
 packets straight through a sender's SRTP session and ICE pair (`SenderPort`), redirect a
-sender's keyframe requests and NACKs, fix RTX routing, and let the ICE host addresses be
-chosen. Every private name used is listed in `_REQUIRED` and verified by
-`self_check()` at start-up, because aiortc moves its internals between releases.
+sender's keyframe requests and NACKs, fix RTX routing, let the ICE host addresses be
+chosen, and bind ICE host candidates within a fixed UDP port range. Every private name used
+is listed in `_REQUIRED` and verified by `self_check()` at start-up, because aiortc moves
+its internals between releases.
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import errno
+import ipaddress
 import logging
 import random
+import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import aioice.candidate
 import aioice.ice
+import aioice.turn
 import aiortc
 import aiortc.rtcrtpreceiver
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
@@ -90,6 +96,17 @@ _REQUIRED: list[tuple[Any, str, str]] = [
     (RtpRouter, "register_receiver", "attr"),
     (aiortc.rtcrtpreceiver, "get_decoder", "module"),
     (aioice.ice, "get_host_addresses", "module"),
+    # ICE host candidates in a port range (`IceSockets`): a mirror of the host part of
+    # Connection.get_component_candidates (aioice 0.13), which then runs with no addresses
+    # for the TURN part.
+    (aioice.ice.Connection, "get_component_candidates", "attr"),
+    (aioice.ice.Connection, "_protocols", "init"),
+    (aioice.ice.Connection._pair_remote_candidate, "local_candidate", "code"),
+    (aioice.ice, "StunProtocol", "module"),
+    (aioice.ice, "server_reflexive_candidate", "module"),
+    (aioice.candidate, "candidate_foundation", "module"),
+    (aioice.candidate, "candidate_priority", "module"),
+    (aioice.turn, "UDP_SOCKET_BUFFER_SIZE", "module"),
 ]
 
 
@@ -128,6 +145,9 @@ _decoders_started = 0
 _host_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
     "sfu_ice_host_addresses", default=None
 )
+_host_sockets: contextvars.ContextVar[IceSockets | None] = contextvars.ContextVar(
+    "sfu_ice_host_sockets", default=None
+)
 
 
 def install() -> None:
@@ -138,6 +158,7 @@ def install() -> None:
     self_check()
     _patch_rtx_registration()
     _patch_host_addresses()
+    _patch_component_candidates()
     _patch_decoder_counter()
     _installed = True
 
@@ -173,6 +194,63 @@ def _patch_host_addresses() -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
+def _patch_component_candidates() -> None:
+    """Gather host candidates on the sockets of an `IceSockets` reservation, when one is set
+    for this context (`ice_host_sockets`); otherwise aioice binds ephemeral ports as before."""
+    original = aioice.ice.Connection.get_component_candidates
+
+    async def get_component_candidates(
+        self: aioice.ice.Connection, component: int, addresses: list[str], timeout: int = 5
+    ) -> list[aioice.Candidate]:
+        reserved = _host_sockets.get()
+        if reserved is None:
+            return await original(self, component, addresses, timeout)
+        # Mirror of aioice 0.13's host part, on sockets already bound in the range.
+        loop = asyncio.get_running_loop()
+        hosts: list[aioice.ice.StunProtocol] = []
+        for address in addresses:
+            sock = reserved.take(address)
+            if sock is None:
+                continue
+            with contextlib.suppress(OSError):
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE
+                )
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice.ice.StunProtocol(self), sock=sock
+            )
+            host, port = sock.getsockname()[:2]
+            protocol.local_candidate = aioice.Candidate(
+                foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+                component=component,
+                transport="udp",
+                priority=aioice.candidate.candidate_priority(component, "host"),
+                host=host,
+                port=port,
+                type="host",
+            )
+            hosts.append(protocol)
+        self._protocols += hosts
+        candidates = [protocol.local_candidate for protocol in hosts]
+        # aioice itself for the relayed candidate (TURN): it binds no host socket when
+        # given no addresses. Server-reflexive candidates (STUN) of the IPv4 host sockets.
+        relayed = asyncio.ensure_future(original(self, component, [], timeout))
+        reflexive = [
+            asyncio.ensure_future(aioice.ice.server_reflexive_candidate(p, self.stun_server))
+            for p in hosts
+            if self.stun_server and ipaddress.ip_address(p.local_candidate.host).version == 4
+        ]
+        if reflexive:
+            done, pending = await asyncio.wait(reflexive, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            candidates += [t.result()[0] for t in done if t.exception() is None]
+        return candidates + await relayed
+
+    get_component_candidates.__wrapped__ = original  # type: ignore[attr-defined]
+    aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
 def _patch_decoder_counter() -> None:
     """Count every aiortc decoder created in this process (an SFU must create none)."""
     original = aiortc.rtcrtpreceiver.get_decoder
@@ -199,6 +277,105 @@ def ice_host_addresses(addresses: tuple[str, ...]) -> Iterator[None]:
         yield
     finally:
         _host_addresses.reset(token)
+
+
+class IcePortsExhausted(RuntimeError):
+    """Every UDP port of the range is taken on an address: no host candidate can be bound."""
+
+    def __init__(self, address: str, port_range: tuple[int, int]) -> None:
+        super().__init__(
+            f"no free UDP port in {port_range[0]}-{port_range[1]} on {address} for ICE"
+        )
+        self.address = address
+        self.port_range = port_range
+
+
+class IceSockets:
+    """UDP sockets bound in a port range, one per ICE host address, reserved before a peer
+    connection gathers (so a full range refuses the offer before anything changed) and
+    taken by its gathering inside `ice_host_sockets(...)`. `close()` releases those not
+    taken; the ones taken belong to aioice's connection and close with it."""
+
+    def __init__(self, port_range: tuple[int, int], sockets: dict[str, socket.socket]) -> None:
+        self.port_range = port_range
+        self._sockets = sockets
+
+    @classmethod
+    def reserve(cls, addresses: tuple[str, ...], port_range: tuple[int, int]) -> IceSockets:
+        """One socket in `port_range` on each of `addresses` (empty: the addresses aioice
+        would gather on). Raises IcePortsExhausted (and keeps nothing) when the range is
+        full on one of them; an address that cannot be bound at all is left out, as aioice
+        leaves it out."""
+        with ice_host_addresses(addresses):
+            chosen = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
+        sockets: dict[str, socket.socket] = {}
+        try:
+            for address in chosen:
+                sock = bind_in_range(address, port_range)
+                if sock is not None:
+                    sockets[address] = sock
+        except IcePortsExhausted:
+            for sock in sockets.values():
+                sock.close()
+            raise
+        return cls(port_range, sockets)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {address: sock.getsockname()[1] for address, sock in self._sockets.items()}
+
+    def take(self, address: str) -> socket.socket | None:
+        sock = self._sockets.pop(address, None)
+        if sock is None:  # an interface that appeared since the reservation
+            try:
+                sock = bind_in_range(address, self.port_range)
+            except IcePortsExhausted as exc:
+                logger.warning("%s: no host candidate on %s", exc, address)
+        return sock
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+
+
+def bind_in_range(address: str, port_range: tuple[int, int]) -> socket.socket | None:
+    """A non-blocking UDP socket bound to `address` on a free port of `port_range` (tried
+    from a random place in the range, so processes sharing it rarely collide); None when
+    the address itself cannot be bound; IcePortsExhausted when every port is taken."""
+    low, high = port_range
+    count = high - low + 1
+    start = random.randrange(count)
+    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for step in range(count):
+            port = low + (start + step) % count
+            try:
+                sock.bind((address, port))
+            except OSError as exc:
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue
+                logger.info("could not bind an ICE host candidate on %s: %s", address, exc)
+                sock.close()
+                return None
+            sock.setblocking(False)
+            return sock
+    except BaseException:
+        sock.close()
+        raise
+    sock.close()
+    raise IcePortsExhausted(address, port_range)
+
+
+@contextlib.contextmanager
+def ice_host_sockets(reserved: IceSockets | None) -> Iterator[None]:
+    """ICE gathering within this context (task-local) binds its host candidates on the
+    reserved sockets; None: aioice's ephemeral ports."""
+    token = _host_sockets.set(reserved)
+    try:
+        yield
+    finally:
+        _host_sockets.reset(token)
 
 
 # ---------------------------------------------------------------- receiver tap

@@ -39,6 +39,9 @@ class MediaSettings:
 
     ice_host_addresses: tuple[str, ...] = ()  # empty = aioice default interfaces
     announced_address: str | None = None  # public IP put into candidates (NAT)
+    # (min, max): host candidates bind UDP ports in this range only (firewalls, containers);
+    # one port per participant and address. None: ephemeral ports, as aioice picks them.
+    ice_port_range: tuple[int, int] | None = None
     ice_servers: tuple[IceServer, ...] = ()
     video_codec: Literal["VP8", "H264"] = "VP8"
     # "relay" replaces forwarding with aiortc's MediaRelay (decode + re-encode per
@@ -105,7 +108,7 @@ class MediaEvents(Protocol):
 class NegotiationError(Exception):
     """An offer the server cannot answer; `code` is stable, the message is for humans."""
 
-    CODES = ("bad-sdp", "no-common-codec", "bad-track-map", "not-joined")
+    CODES = ("bad-sdp", "no-common-codec", "bad-track-map", "not-joined", "no-media-ports")
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")

@@ -1,12 +1,16 @@
-"""ICE configuration: which servers aiortc uses and which address the answer announces."""
+"""ICE configuration: which servers aiortc uses, where it binds, what the answer announces."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+from collections.abc import Iterator
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
 
-from .api import MediaSettings
+from rtp import aiortc_hooks
+
+from .api import MediaSettings, NegotiationError
 
 
 def rtc_configuration(settings: MediaSettings) -> RTCConfiguration:
@@ -45,3 +49,30 @@ def announce_address(sdp_text: str, announced: str | None) -> str:
             line = f"c=IN {family} {announced}"
         lines.append(line)
     return "\r\n".join(lines)
+
+
+def reserve_host_ports(settings: MediaSettings) -> aiortc_hooks.IceSockets | None:
+    """With a port range, bind this peer connection's host candidates' sockets now, before
+    the offer touches anything: a full range refuses the offer (`no-media-ports`) and
+    leaves the participant as it was. None without a range (aioice picks ports)."""
+    if settings.ice_port_range is None:
+        return None
+    try:
+        return aiortc_hooks.IceSockets.reserve(settings.ice_host_addresses, settings.ice_port_range)
+    except aiortc_hooks.IcePortsExhausted as exc:
+        low, high = settings.ice_port_range
+        raise NegotiationError(
+            "no-media-ports",
+            f"the server has no free UDP port for media ({low}-{high}); try again later",
+        ) from exc
+
+
+@contextlib.contextmanager
+def gathering(settings: MediaSettings, reserved: aiortc_hooks.IceSockets | None) -> Iterator[None]:
+    """Around `setLocalDescription`: gather on the configured host addresses, and on the
+    reserved sockets when there are any (the caller closes what is left of them)."""
+    with (
+        aiortc_hooks.ice_host_addresses(settings.ice_host_addresses),
+        aiortc_hooks.ice_host_sockets(reserved),
+    ):
+        yield

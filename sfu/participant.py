@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.sdp import MediaDescription, SessionDescription
 
 from rtp import aiortc_hooks
 from rtp.types import SOURCE_KIND, Kind, SlotAssignment, Source
@@ -15,7 +16,7 @@ from rtp.types import SOURCE_KIND, Kind, SlotAssignment, Source
 from .api import MediaEvents, MediaSettings, NegotiationError, ReceivePolicy
 from .assignment import SlotState, plan_slots
 from .forwarding import Publication, Slot
-from .ice import announce_address, rtc_configuration
+from .ice import announce_address, gathering, reserve_host_ports, rtc_configuration
 from .sdp import check_track_map, parse_offer, restrict_codecs
 from .strategies import Forwarding
 
@@ -84,6 +85,7 @@ class Participant:
         self.policy = ReceivePolicy(last_n=settings.default_last_n)  # until it says otherwise
         self.last_slots_sent: list[SlotAssignment] | None = None
         self._transceivers: dict[str, RTCRtpTransceiver] = {}
+        self._gathered = False  # the peer connection has its ICE host candidates
         self._pump = _EventPump(events, participant_id)
         self._on_connection_lost = on_connection_lost
 
@@ -126,7 +128,21 @@ class Participant:
         )
         restrict_codecs(description, self.settings.video_codec)
         offered = {m.rtp.muxId: m for m in description.media if m.kind in ("audio", "video")}
+        # the first answer gathers (max-bundle: one ICE transport, gathered once)
+        reserved = None if self._gathered else reserve_host_ports(self.settings)
+        try:
+            return await self._answer(description, offered, published, reserved)
+        finally:
+            if reserved is not None:
+                reserved.close()  # what gathering did not take (e.g. the offer failed)
 
+    async def _answer(
+        self,
+        description: SessionDescription,
+        offered: dict[str, MediaDescription],
+        published: Mapping[str, Source],
+        reserved: aiortc_hooks.IceSockets | None,
+    ) -> str:
         pc = self._ensure_pc()
         try:
             await pc.setRemoteDescription(RTCSessionDescription(str(description), "offer"))
@@ -153,8 +169,9 @@ class Participant:
                     slot.stop()
 
         answer = await pc.createAnswer()
-        with aiortc_hooks.ice_host_addresses(self.settings.ice_host_addresses):
+        with gathering(self.settings, reserved):
             await pc.setLocalDescription(answer)
+        self._gathered = True
         self._update_publications(published)
         self.requested = {k: max(0, self.requested[k] - added[k]) for k in added}
         return announce_address(pc.localDescription.sdp, self.settings.announced_address)
