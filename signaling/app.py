@@ -106,10 +106,12 @@ async def _media_context(app: web.Application) -> AsyncIterator[None]:
     app[AUDIT], app[WAITING_ROOM], app[LIFECYCLE] = audit, waiting_room, lifecycle
     app[MODERATION] = Moderation(database, live, meetings_, waiting_room, audit)
     await jobs.start()
+    recordings.keep_leases()
     lifecycle.start()
     yield
     await lifecycle.close()
     await meetings_.shutdown()
+    await recordings.stop_leases()
     await media.close()
     await jobs.close()
 

@@ -204,6 +204,10 @@ class Recording(Base):
     composed_file: Mapped[str | None] = mapped_column(String(255), nullable=True)
     composed_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # composition, 0..1
+    # The worker that records it, and when that worker last said it still does (its lease):
+    # recovery marks a 'recording' interrupted only once the lease has run out.
+    worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     meeting: Mapped[Meeting] = relationship(lazy="joined")
     tracks: Mapped[list[RecordingTrack]] = relationship(

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Meeting, Recording, RecordingSpeaker, RecordingTrack
+from storage.types import utcnow
 
 
 async def create_recording(
@@ -95,3 +96,25 @@ async def active_recording(session: AsyncSession, meeting_id: int) -> Recording 
     return await session.scalar(
         select(Recording).where(Recording.meeting_id == meeting_id, Recording.state == "recording")
     )
+
+
+async def renew_leases(session: AsyncSession, recording_ids: Sequence[int], worker_id: str) -> None:
+    """The worker still records these: their leases start again from now."""
+    if recording_ids:
+        await session.execute(
+            update(Recording)
+            .where(Recording.id.in_(recording_ids), Recording.state == "recording")
+            .values(worker_id=worker_id, heartbeat_at=utcnow())
+        )
+
+
+async def orphaned_recordings(session: AsyncSession, stale_before: datetime) -> Sequence[Recording]:
+    """Recordings still 'recording' whose worker has not renewed the lease since
+    `stale_before` (it died, or the whole server stopped)."""
+    rows = await session.scalars(
+        select(Recording).where(
+            Recording.state == "recording",
+            or_(Recording.heartbeat_at.is_(None), Recording.heartbeat_at < stale_before),
+        )
+    )
+    return rows.unique().all()

@@ -8,12 +8,14 @@ through `signaling.recordings.lifecycle`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 from sfu import RecordedTrack, RecordingError
 from signaling.audit import Actor, AuditLog
 from signaling.errors import ApiError
+from signaling.leader import WORKER_ID
 from signaling.permissions import Action, require
 from signaling.realtime.events import (
     ChatMessageOut,
@@ -100,6 +102,30 @@ class RecordingControl:
         self.jobs = jobs
         self.audit = audit
         self.active: dict[str, _Active] = {}
+        self._leases: asyncio.Task[None] | None = None
+
+    def keep_leases(self) -> None:
+        """Keep the leases of this worker's recordings: while it lives, no leader's recovery
+        takes them for interrupted."""
+        self._leases = asyncio.create_task(self._renew_leases(), name="recording-leases")
+
+    async def stop_leases(self) -> None:
+        if self._leases is not None:
+            self._leases.cancel()
+            await asyncio.gather(self._leases, return_exceptions=True)
+
+    async def _renew_leases(self) -> None:
+        period = self.jobs.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            ids = [active.recording_id for active in self.active.values()]
+            if not ids:
+                continue
+            try:
+                async with self.database.session() as db:
+                    await recordings.renew_leases(db, ids, WORKER_ID)
+            except Exception:
+                log.exception("could not renew the leases of recordings %s", ids)
 
     def state(self, room_id: str) -> RecordingState:
         active = self.active.get(room_id)

@@ -3,6 +3,13 @@
 
 Composition runs as a separate process (`python -m compose`), never on the event loop
 that carries meetings; its progress lines are stored so the API can show them.
+
+These jobs run once per deployment: only the worker that leads (`signaling.leader`) runs
+them. A worker that stops a recording while another leads leaves it 'processing'; the leader
+finds it within WATCH_SECONDS. Recovery marks a 'recording' interrupted only when its
+worker's lease ran out (`TERTULIA_RECORDING_LEASE_SECONDS`), so a recording another live
+worker is making is never touched; on SQLite (one process, nothing else can be recording)
+everything still 'recording' at start-up was interrupted.
 """
 
 from __future__ import annotations
@@ -13,11 +20,12 @@ import logging
 import shutil
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from compose.probe import probe_track_file
 from signaling.config import Settings
+from signaling.leader import Leadership
 from signaling.recordings import lifecycle
 from storage import audit, recordings
 from storage.database import Database
@@ -28,6 +36,7 @@ log = logging.getLogger(__name__)
 COMPOSED_NAME = "composed.mp4"
 PROGRESS_EVERY_SECONDS = 1.0
 RETENTION_CHECK_SECONDS = 3600.0
+WATCH_SECONDS = 5.0  # how often the leader looks for orphaned and stopped recordings
 
 
 def recordings_root(settings: Settings) -> Path:
@@ -37,9 +46,14 @@ def recordings_root(settings: Settings) -> Path:
 class ComposeQueue:
     """One composition at a time (it is CPU-heavy), in submission order."""
 
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, leadership: Leadership | None = None
+    ) -> None:
         self.settings = settings
         self.database = database
+        self.leadership = leadership or Leadership(database)
+        self.lease = timedelta(seconds=settings.recording_lease_seconds)
+        self._composing: int | None = None
         self.root = recordings_root(settings)
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
@@ -53,28 +67,64 @@ class ComposeQueue:
         return self.directory(recording) / track.file
 
     async def start(self) -> None:
-        await self.recover()
-        self._tasks.append(asyncio.create_task(self._work(), name="compose-worker"))
-        if self.settings.recording_retention_days or self.settings.audit_retention_days:
-            self._tasks.append(asyncio.create_task(self._retain(), name="retention"))
+        if self.database.is_sqlite:  # one process: whatever is 'recording' now was cut off
+            await self.recover(stale_before=utcnow())
+        self.leadership.start()
+        self._tasks.append(asyncio.create_task(self._lead(), name="background-jobs"))
+
+    async def _lead(self) -> None:
+        """Run the jobs while this process leads; stop them when it no longer does."""
+        while True:
+            await self.leadership.wait_leading()
+            jobs = [
+                asyncio.create_task(self._work(), name="compose-worker"),
+                asyncio.create_task(self._watch(), name="recording-watch"),
+            ]
+            if self.settings.recording_retention_days or self.settings.audit_retention_days:
+                jobs.append(asyncio.create_task(self._retain(), name="retention"))
+            try:
+                await self.leadership.wait_lost()
+            finally:
+                for job in jobs:
+                    job.cancel()
+                await asyncio.gather(*jobs, return_exceptions=True)
+                self._kill_composer()
 
     async def close(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            self._process.kill()
+        self._kill_composer()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.leadership.close()
+
+    def _kill_composer(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
 
     def enqueue(self, recording_id: int) -> None:
-        if recording_id not in self._queued:
+        """Compose soon: here when this process leads, else the leader finds it ('processing')."""
+        if not self.leadership.is_leader:
+            return
+        if recording_id not in self._queued and recording_id != self._composing:
             self._queued.add(recording_id)
             self._queue.put_nowait(recording_id)
 
-    async def recover(self) -> None:
-        """After a crash: recordings still 'recording' are 'interrupted', with the duration
-        their files hold; 'processing' ones go back in the queue."""
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self.recover(stale_before=utcnow() - self.lease)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("recording recovery failed")
+            await asyncio.sleep(WATCH_SECONDS)
+
+    async def recover(self, *, stale_before: datetime) -> None:
+        """Recordings still 'recording' whose lease ran out before `stale_before` (their
+        worker died) become 'interrupted', with the duration their files hold; 'processing'
+        ones go (back) in the queue."""
         async with self.database.session() as db:
-            for recording in await recordings.recordings_in_state(db, "recording"):
+            for recording in await recordings.orphaned_recordings(db, stale_before):
                 files = [
                     (track, *await asyncio.to_thread(probe_track_file, self.path(recording, track)))
                     for track in recording.tracks
@@ -91,6 +141,7 @@ class ComposeQueue:
         while True:
             recording_id = await self._queue.get()
             self._queued.discard(recording_id)
+            self._composing = recording_id
             try:
                 await self._compose(recording_id)
             except asyncio.CancelledError:
@@ -98,6 +149,8 @@ class ComposeQueue:
             except Exception as exc:
                 log.exception("composing recording %s failed", recording_id)
                 await self._fail(recording_id, f"{type(exc).__name__}: {exc}")
+            finally:
+                self._composing = None
 
     async def _compose(self, recording_id: int) -> None:
         async with self.database.session() as db:

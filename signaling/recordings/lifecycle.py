@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sfu import RecordingSummary
 from signaling.errors import ApiError
+from signaling.leader import WORKER_ID
 from storage import recordings
 from storage.models import Recording, RecordingTrack
 from storage.types import utcnow
@@ -32,6 +33,7 @@ async def begin(db: AsyncSession, *, meeting_id: int, started_by_id: int) -> Rec
         db, meeting_id=meeting_id, started_by_id=started_by_id, directory=""
     )
     recording.directory = f"recordings/{recording.id}"  # relative to the data directory
+    recording.worker_id, recording.heartbeat_at = WORKER_ID, utcnow()  # the lease starts
     return recording
 
 
