@@ -319,7 +319,7 @@ async def _seat(
             chat=chat_history,
             recording=app[RECORDINGS].state(room_id),
             speakers=Speakers(participant_id=speakers.dominant, recent=list(speakers.recent)),
-            ice_servers=client_ice_servers(app[SETTINGS]),
+            ice_servers=client_ice_servers(app[SETTINGS], user.id),
             limits=Limits(
                 max_message_bytes=MAX_MESSAGE_BYTES,
                 chat_max_chars=CHAT_MAX_CHARS,
