@@ -40,6 +40,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("tertulia-data")
     database_url: str | None = None
+    # Redis, shared by the workers of a deployment (docs/scaling.md); None: one process.
+    redis_url: str | None = None
     jwt_secret: str | None = Field(default=None, repr=False)
     public_url: str | None = None
     host: str = "127.0.0.1"
@@ -86,7 +88,7 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     allowed_origins: str = ""
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allow")
     @classmethod
     def _networks(cls, value: str) -> str:
         for item in filter(None, (part.strip() for part in value.split(","))):
