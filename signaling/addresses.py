@@ -17,7 +17,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @lru_cache(maxsize=8)
 def trusted_networks(setting: str) -> tuple[Network, ...]:
-    """`TERTULIA_TRUSTED_PROXIES` (comma-separated addresses or networks), parsed once."""
+    """Comma-separated addresses or networks (`TERTULIA_TRUSTED_PROXIES`, also
+    `TERTULIA_METRICS_ALLOW`), parsed once."""
     return tuple(
         ipaddress.ip_network(item.strip(), strict=False)
         for item in setting.split(",")

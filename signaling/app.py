@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from sfu import MediaServer
-from signaling import security
+from signaling import logs, metrics, security
 from signaling.admission import WaitingRoom
 from signaling.audit import AuditLog
 from signaling.config import Settings, ensure_data_dir, jwt_secret
@@ -53,7 +53,10 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
 
     Migrations are not run here: `tertulia serve` runs them before the app starts.
     """
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[logs.request_ids, metrics.http_metrics, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
     app[TOKENS] = TokenService(jwt_secret(settings), settings.token_ttl_seconds)
     app[THROTTLE] = SignInThrottle()
@@ -64,6 +67,8 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
     app.on_shutdown.append(_send_everyone_away)
     ROUTES.register(app)
     _add_web_client(app)
+    metrics.install(app)
+    logs.install(app)
     security.install(app, https=settings.resolved_public_url.startswith("https://"))
     return app
 
