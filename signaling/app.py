@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sfu import MediaServer
 from signaling import logs, metrics, security
 from signaling.admission import WaitingRoom
 from signaling.audit import AuditLog
+from signaling.cluster import Cluster
 from signaling.config import Settings, ensure_data_dir, jwt_secret
 from signaling.errors import error_middleware
 from signaling.handlers import ROUTES
@@ -31,6 +33,7 @@ from signaling.keys import (
     TOKENS,
     WAITING_ROOM,
 )
+from signaling.leader import WORKER_ID
 from signaling.lifecycle import Lifecycle
 from signaling.media_config import media_settings
 from signaling.meetings import MeetingService
@@ -93,7 +96,17 @@ async def _media_context(app: web.Application) -> AsyncIterator[None]:
     are stopped and stored, then every peer connection is closed."""
     settings, database = app[SETTINGS], app[DATABASE]
     media = MediaServer(media_settings(settings))
-    live = LiveMeetings(media)
+    cluster = (
+        # this app's own id among the workers (two apps of one process are two workers)
+        Cluster(
+            settings.redis_url, f"{WORKER_ID}:{secrets.token_hex(3)}", prefix=settings.redis_prefix
+        )
+        if settings.redis_url
+        else None
+    )
+    if cluster is not None:
+        await cluster.start()
+    live = LiveMeetings(media, cluster)
     audit = AuditLog(database)
     jobs = ComposeQueue(settings, database)
     recordings = RecordingControl(database, live, jobs, audit)
@@ -119,6 +132,8 @@ async def _media_context(app: web.Application) -> AsyncIterator[None]:
     await recordings.stop_leases()
     await media.close()
     await jobs.close()
+    if cluster is not None:
+        await cluster.close()
 
 
 async def _send_everyone_away(app: web.Application) -> None:

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Redis, shared by the workers of a deployment (docs/scaling.md); None: one process.
     redis_url: str | None = None
+    redis_prefix: str = Field(default="tertulia", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
     jwt_secret: str | None = Field(default=None, repr=False)
     public_url: str | None = None
     host: str = "127.0.0.1"

@@ -146,6 +146,7 @@ class Moderation:
         peer.media = media
         async with self.database.session() as db:
             await meetings.set_media_state(db, peer.participation_id, **media.model_dump())
+        self.live.announce(peer)
         room.broadcast(MediaStateChanged(participant_id=peer.participant_id, **media.model_dump()))
 
     async def allow_unmute(self, room_id: str, actor: Actor, participant_id: str) -> None:
@@ -267,6 +268,7 @@ class Moderation:
             if role is None:
                 continue
             could_admit, peer.role = peer.may_admit, role
+            self.live.announce(peer)
             room.broadcast(
                 RoleChanged(participant_id=peer.participant_id, user_id=peer.user_id, role=role)
             )
@@ -290,6 +292,7 @@ class Moderation:
         if raised == (standing.hand_raised_at is not None):
             return
         standing.hand_raised_at = utcnow() if raised else None
+        self.live.announce(target)
         room.broadcast(
             HandChanged(
                 participant_id=target.participant_id, raised=raised, at=standing.hand_raised_at

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from rtp.types import SlotAssignment, Source
 from sfu import MediaServer
+from signaling.cluster import Audience, Cluster
 
 from .events import (
     ActiveSpeaker,
@@ -192,18 +194,26 @@ class LiveRoom:
     waiting: dict[str, Waiter] = field(default_factory=dict)  # in order of knocking
     title: str = ""
     may_be_recorded: bool = False
+    # relays what is broadcast here to the meeting's people on other workers (docs/scaling.md)
+    relay: Callable[[str, dict[str, Any], Audience], None] | None = None
 
     def broadcast(self, event: ServerEvent, *, skip: str | None = None) -> None:
         dumped = event.dump()
-        for peer in list(self.peers.values()):
-            if peer.participant_id != skip:
-                peer.send_dumped(dumped)
+        self.deliver(dumped, "all", skip=skip)
+        if self.relay is not None:
+            self.relay(self.room_id, dumped, "all")
 
     def tell_moderators(self, event: ServerEvent) -> None:
         """Send to those who may act on the waiting room (host, moderators, admins)."""
         dumped = event.dump()
+        self.deliver(dumped, "moderators")
+        if self.relay is not None:
+            self.relay(self.room_id, dumped, "moderators")
+
+    def deliver(self, dumped: dict[str, Any], audience: Audience, skip: str | None = None) -> None:
+        """To the people of this worker only."""
         for peer in list(self.peers.values()):
-            if peer.may_admit:
+            if peer.participant_id != skip and (audience == "all" or peer.may_admit):
                 peer.send_dumped(dumped)
 
     @property
@@ -242,12 +252,59 @@ class LiveRoom:
 
 
 class LiveMeetings:
-    """The rooms with people in them, in this process (a meeting lives on one process)."""
+    """The rooms with people in them on this worker; with a `Cluster`, also what the other
+    workers of the deployment say about the same meetings."""
 
-    def __init__(self, media: MediaServer) -> None:
+    def __init__(self, media: MediaServer, cluster: Cluster | None = None) -> None:
         self.media = media
+        self.cluster = cluster
         self.rooms: dict[str, LiveRoom] = {}
         self._standings: dict[tuple[str, int], Standing] = {}
+        if cluster is not None:
+            cluster.on_event = self._relayed
+            cluster.on_worker_lost = self._worker_lost
+
+    # --- the other workers ----------------------------------------------------------------
+    async def entered(self, room: LiveRoom, peer: Peer) -> None:
+        """The peer is in: the other workers' people see them (presence) and this worker
+        relays the meeting's events from now on."""
+        if self.cluster is not None:
+            await self.cluster.follow(room.room_id)
+            self.announce(peer)
+
+    def announce(self, peer: Peer) -> None:
+        """What `welcome` says of the peer changed (media, role, hand): tell presence."""
+        if self.cluster is not None:
+            info = peer.describe().model_dump(mode="json")
+            self.cluster.enter(peer.room_id, peer.participant_id, info)
+
+    async def departed(self, room: LiveRoom, peer: Peer) -> None:
+        if self.cluster is not None:
+            self.cluster.leave(room.room_id, peer.participant_id)
+            if not room.peers:
+                await self.cluster.unfollow(room.room_id)
+
+    async def remote_people(self, room_id: str) -> list[ParticipantInfo]:
+        """Who the other workers hold in the meeting (empty without a cluster)."""
+        if self.cluster is None:
+            return []
+        return [ParticipantInfo.model_validate(info) for info in await self.cluster.others(room_id)]
+
+    def _relayed(self, room_id: str, event: dict[str, Any], audience: Audience) -> None:
+        """An event another worker broadcast in a meeting this worker has people in."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        room.deliver(event, audience)
+        if event.get("type") == "meeting-ended":  # every worker sends its own people away
+            self._send_away(room, str(event.get("reason", "the meeting has ended")))
+
+    def _worker_lost(self, room_id: str, participant_ids: list[str]) -> None:
+        room = self.rooms.get(room_id)
+        for participant_id in participant_ids if room else []:
+            assert room is not None
+            left = ParticipantLeft(participant_id=participant_id, reason=LeaveReason.DISCONNECTED)
+            room.deliver(left.dump(), "all")
 
     def standing(self, room_id: str, user_id: int) -> Standing:
         """The person's standing in the meeting, the same object for all their connections."""
@@ -257,6 +314,7 @@ class LiveMeetings:
         room = self.rooms.get(room_id)
         if room is None:
             room = self.rooms[room_id] = LiveRoom(room_id, meeting_id, host_id, enable_chat)
+            room.relay = self.cluster.publish if self.cluster is not None else None
         room.enable_chat = enable_chat
         room.host_id = host_id
         return room
@@ -274,6 +332,11 @@ class LiveMeetings:
         if room is None:
             return
         room.broadcast(MeetingEnded(reason=reason))
+        self._send_away(room, reason)
+
+    @staticmethod
+    def _send_away(room: LiveRoom, reason: str) -> None:
+        """The meeting ended: close every socket of this worker's people, waiting ones too."""
         for peer in list(room.peers.values()):
             peer.close(CloseCode.MEETING_ENDED, LeaveReason.MEETING_ENDED)
         for waiter in list(room.waiting.values()):

@@ -301,6 +301,7 @@ async def _seat(
     )
     was_present = room.host_present
     room.peers[peer.participant_id] = peer
+    await live.entered(room, peer)
     await live.media.join(room_id, peer.participant_id, peer)
     if peer.standing.blocked:  # muted by a moderator before this connection
         live.media.block(room_id, peer.participant_id, frozenset(peer.standing.blocked))
@@ -315,7 +316,8 @@ async def _seat(
                 host_id=meeting.host_id,
                 settings=settings_info(meeting),
             ),
-            participants=[p.describe() for p in room.peers.values() if p is not peer],
+            participants=[p.describe() for p in room.peers.values() if p is not peer]
+            + await live.remote_people(room_id),
             chat=chat_history,
             recording=app[RECORDINGS].state(room_id),
             speakers=Speakers(participant_id=speakers.dominant, recent=list(speakers.recent)),
@@ -517,6 +519,7 @@ class Session:
         self.peer.media = media
         async with self.app[DATABASE].session() as db:
             await meetings.set_media_state(db, self.peer.participation_id, **media.model_dump())
+        self.app[LIVE].announce(self.peer)
         self.room.broadcast(
             MediaStateChanged(participant_id=self.peer.participant_id, **media.model_dump())
         )
@@ -544,6 +547,7 @@ class Session:
         """Remove the participant everywhere: media, room, database; then close the socket."""
         peer, room, live = self.peer, self.room, self.app[LIVE]
         room.detach(peer)
+        await live.departed(room, peer)
         try:
             await live.media.leave(room.room_id, peer.participant_id)
         finally:
