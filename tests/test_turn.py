@@ -174,3 +174,23 @@ async def test_coturn_refuses_expired_or_forged_credentials(coturn, case):
     with pytest.raises(stun.TransactionFailed) as refused:
         await _allocate(coturn, username, password)
     assert refused.value.response.attributes["ERROR-CODE"][0] == 401
+
+
+@needs_coturn
+async def test_an_allocation_outlives_its_credentials(coturn):
+    """coturn checks the expiry when an allocation is made, not when it is refreshed: a
+    meeting longer than TERTULIA_TURN_TTL_SECONDS keeps its relay; only a new allocation
+    (a reconnection, which brings a new welcome) needs fresh credentials."""
+    username, password = turn_credentials(SECRET, 1, 2)
+    relay, _ = await _allocate(coturn, username, password)
+    try:
+        await asyncio.sleep(max(0.0, int(username.split(":")[0]) - time.time()) + 1.1)
+        refresh = stun.Message(message_method=stun.Method.REFRESH, message_class=stun.Class.REQUEST)
+        refresh.attributes["LIFETIME"] = 600
+        client = relay._TurnTransport__inner_protocol  # aioice's TURN client (its auth)
+        response, _ = await asyncio.wait_for(client.request_with_retry(refresh), 10)
+        assert response.attributes["LIFETIME"] == 600
+        with pytest.raises(stun.TransactionFailed):
+            await _allocate(coturn, username, password)
+    finally:
+        relay.close()

@@ -1,12 +1,14 @@
 """coturn (Debian's `turnserver`) in a subprocess on 127.0.0.1, configured as docs/deploy.md
 and docker-compose.yml configure it: TURN REST API credentials (`use-auth-secret` with a
 `static-auth-secret`), plain UDP/TCP on one port, relaying to loopback peers (the test
-server's ICE candidates are on 127.0.0.1). Every start is matched by a stop.
+server's ICE candidates are on 127.0.0.1). Every start is matched by a stop. Also: a free
+UDP port range for `TERTULIA_ICE_PORT_MIN` / `_MAX`.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -33,6 +35,27 @@ def free_tcp_and_udp_port() -> int:
                     continue
                 return port
     raise RuntimeError("no free port for coturn")
+
+
+def free_port_range(size: int) -> tuple[int, int]:
+    """`size` consecutive UDP ports free on 127.0.0.1, below Linux's ephemeral range (so
+    nothing else in the test binds them meanwhile)."""
+    rng = random.Random()
+    for _ in range(200):
+        low = rng.randrange(20000, 30000 - size)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(low, low + size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return low, low + size - 1
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free UDP port range")
 
 
 def stun_binding_answered(port: int, timeout: float = 0.3) -> bool:
@@ -75,6 +98,7 @@ class TurnServer:
             "--no-dtls",
             "--allow-loopback-peers",
             "--no-cli",
+            "--verbose",  # a line per session and allocation (who, which relay)
             "--simple-log",
             f"--log-file={self.log_path}",
             f"--pidfile={self.directory / 'turnserver.pid'}",

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -13,6 +11,7 @@ import pytest
 from sfu import MediaServer, MediaSettings, NegotiationError
 from sfu.ice import announce_address
 from tests.helpers import eventually
+from tests.turn_process import free_port_range
 
 from .client import LOOPBACK, person
 from .test_lifecycle import _mesh, _receives
@@ -33,27 +32,6 @@ def test_announced_address_rewrites_host_candidates_only():
 
 
 # ---------------------------------------------------------------- a fixed UDP port range
-
-
-def free_port_range(size: int) -> tuple[int, int]:
-    """`size` consecutive UDP ports free on 127.0.0.1, below Linux's ephemeral range (so
-    nothing else in the test binds them meanwhile)."""
-    rng = random.Random()
-    for _ in range(200):
-        low = rng.randrange(20000, 30000 - size)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(low, low + size):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return low, low + size - 1
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free UDP port range")
 
 
 def candidate_ports(sdp: str) -> list[tuple[str, int]]:

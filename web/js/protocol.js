@@ -196,9 +196,12 @@ export class MeetingSession extends EventTarget {
    * @param {boolean} [options.reconnect] rejoin by itself after a dropped connection
    * @param {number} [options.gatherTimeoutMs]
    * @param {number} [options.connectTimeoutMs] give up on a socket that brings no welcome
+   * @param {RTCIceTransportPolicy} [options.iceTransportPolicy] "relay": only through the TURN
+   *   server of the welcome's `ice_servers` (to check a TURN set-up; docs/web.md)
    */
-  constructor({ url, token, reconnect = true, gatherTimeoutMs = 5000, connectTimeoutMs = 15000 }) {
+  constructor({ url, token, reconnect = true, gatherTimeoutMs = 5000, connectTimeoutMs = 15000, iceTransportPolicy = "all" }) {
     super();
+    this.iceTransportPolicy = iceTransportPolicy;
     this.url = url;
     this.getToken = token;
     this.autoReconnect = reconnect;
@@ -437,7 +440,7 @@ export class MeetingSession extends EventTarget {
 
   /** @param {RTCIceServer[]} iceServers */
   _setupPeerConnection(iceServers) {
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", iceTransportPolicy: this.iceTransportPolicy });
     this.pc = pc;
     this.senders = {};
     this.pendingSlots = { audio: 0, video: 0 };

@@ -69,7 +69,9 @@ import { createView } from "./view.js";
 /** Join the meeting and show the room; `onRefused` when the server says no. @param {RoomOptions} options */
 export async function enterRoom(options) {
   const { roomId, meeting, microphone, camera } = options;
-  const session = new MeetingSession({ url: socketUrl(roomId), token: getToken });
+  // `?ice=relay` on the meeting's link: media only through TURN (to check a TURN set-up)
+  const relay = new URLSearchParams(location.search).get("ice") === "relay";
+  const session = new MeetingSession({ url: socketUrl(roomId), token: getToken, iceTransportPolicy: relay ? "relay" : "all" });
   /** @type {Partial<Record<Source, MediaStreamTrack>>} */
   const tracks = {};
   if (microphone) tracks.microphone = microphone;
