@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from sfu import AiortcCompatibilityError, check_media_stack
+from signaling import logs
 from signaling.app import create_app
 from signaling.config import ConfigError, Settings, ensure_data_dir, load_settings
 from signaling.passwords import hash_password
@@ -39,9 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = load_settings(**overrides)
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logs.configure(settings.log_level, settings.log_format)
         return int(args.func(settings, args) or 0)
     except ConfigError as exc:
         print(f"tertulia: {exc}", file=sys.stderr)
@@ -127,6 +126,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         loop=loop,
         keepalive_timeout=settings.idle_timeout_seconds,
         shutdown_timeout=10,
+        access_log_class=logs.RequestAccessLogger,
     )
     return 0
 

@@ -72,7 +72,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_serve_runs_migrations_and_answers(env):
+def serve(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """`tertulia serve` on a free port, once /api/health answers."""
     port = free_port()
     process = subprocess.Popen(
         [*TERTULIA, "serve", "--port", str(port)],
@@ -81,24 +82,52 @@ def test_serve_runs_migrations_and_answers(env):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                assert json.load(r)["database"] == "ok"
+            return process, port
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(process.communicate()[0]) from None
+            time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    output, _ = process.communicate(timeout=15)
+    return str(output)
+
+
+def test_serve_runs_migrations_and_answers(env):
+    process, port = serve(env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
-                    assert json.load(r)["database"] == "ok"
-                break
-            except OSError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
             assert b"Tertulia" in r.read()
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=15)
+        output = stop(process)
     assert f"open http://localhost:{port}" in output
     assert (Path(env["TERTULIA_DATA_DIR"]) / "tertulia.db").exists()
+
+
+def test_serve_logs_json_lines(env):
+    process, port = serve(env | {"TERTULIA_LOG_FORMAT": "json"})
+    try:
+        asked = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/health", headers={"X-Request-Id": "cli-check-1"}
+        )
+        with urllib.request.urlopen(asked, timeout=2) as r:
+            assert r.headers["X-Request-Id"] == "cli-check-1"
+    finally:
+        output = stop(process)
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]  # every line
+    running = next(r for r in records if r["message"].startswith("Tertulia is running"))
+    assert (running["level"], running["logger"]) == ("INFO", "tertulia")
+    assert running["worker_id"] == str(process.pid)
+    [access] = [r for r in records if r.get("request_id") == "cli-check-1"]
+    assert access["logger"] == "aiohttp.access" and "GET /api/health" in access["message"]
 
 
 def test_jwt_secret_is_generated_once_and_private(tmp_path):
