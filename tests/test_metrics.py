@@ -4,8 +4,11 @@ parser, HTTP requests by route template, the event loop's lag, and who may read 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
@@ -21,6 +24,7 @@ from tests.helpers import eventually
 from tests.test_meeting_media import People, receives_all
 from tests.test_signaling import new_meeting
 
+REPO = Path(__file__).resolve().parents[1]
 STATES = ("queued", "running")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -269,3 +273,22 @@ async def test_loop_lag_sees_a_blocked_loop():
     total = registry.get_sample_value("tertulia_event_loop_lag_seconds_bucket", {"le": "+Inf"})
     assert total - over >= 1
     assert registry.get_sample_value("tertulia_event_loop_lag_last_seconds") < 0.15
+
+
+async def test_every_metric_documented_and_the_dashboard_asks_for_real_ones(api):
+    await api.client.get("/api/health")  # so that the HTTP metrics have a series
+    text = await (await api.client.get("/metrics")).text()
+    _, types = parse(text)
+    exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+    documented = (REPO / "docs" / "operations.md").read_text()
+    for name, kind in types.items():
+        if name.startswith(("tertulia_", "process_")) and not name.endswith("_created"):
+            shown = f"{name}_total" if kind == "counter" else name
+            assert f"`{shown}" in documented, f"{shown} is not in docs/operations.md"
+    dashboard = json.loads((REPO / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    asked = {name for e in exprs for name in re.findall(r"\b((?:tertulia|process)_\w+)\{", e)}
+    assert len(asked) > 15 and asked <= exposed, asked - exposed
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"job", "instance"} <= variables
+    assert all('job=~"$job", instance=~"$instance"' in e for e in exprs)
