@@ -34,6 +34,7 @@ class ErrorCode:
     BAD_SDP = "bad-sdp"
     NO_COMMON_CODEC = "no-common-codec"
     BAD_TRACK_MAP = "bad-track-map"
+    NO_MEDIA_PORTS = "no-media-ports"  # the server's ICE port range is full
     MEDIA_FAILED = "media-failed"
     NOT_ADMITTED = "not-admitted"  # a waiting person sent something other than ping or leave
     MUTED_BY_MODERATOR = "muted-by-moderator"
