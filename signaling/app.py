@@ -122,7 +122,8 @@ async def _media_context(app: web.Application) -> AsyncIterator[None]:
     lifecycle = Lifecycle(database, live, meetings_, settings)
     app[LIVE], app[JOBS], app[RECORDINGS], app[MEETINGS] = live, jobs, recordings, meetings_
     app[AUDIT], app[WAITING_ROOM], app[LIFECYCLE] = audit, waiting_room, lifecycle
-    app[MODERATION] = Moderation(database, live, meetings_, waiting_room, audit)
+    app[MODERATION] = moderation = Moderation(database, live, meetings_, waiting_room, audit)
+    live.on_command = moderation.apply  # what other workers decided about people held here
     await jobs.start()
     recordings.keep_leases()
     lifecycle.start()

@@ -30,6 +30,7 @@ PUBLISH_QUEUE = 10_000  # events waiting to go out; beyond that Redis is not kee
 Audience = Literal["all", "moderators"]
 RemoteEvent = Callable[[str, dict[str, Any], Audience], None]
 WorkerLost = Callable[[str, list[str]], None]  # room id, participant ids
+Command = Callable[[str, dict[str, Any]], None]  # room id, what to do (docs/scaling.md)
 
 
 class Cluster:
@@ -48,6 +49,7 @@ class Cluster:
         self.redis: Any = aioredis.from_url(url, decode_responses=True)
         self.on_event: RemoteEvent = lambda room_id, event, audience: None
         self.on_worker_lost: WorkerLost = lambda room_id, people: None
+        self.on_command: Command = lambda room_id, command: None
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self._rooms: set[str] = set()
         # writes to Redis, in the order they were asked for (presence and events alike)
@@ -137,8 +139,26 @@ class Cluster:
         await done
 
     async def others(self, room_id: str) -> list[dict[str, Any]]:
-        """The participants other live workers hold in this meeting. Entries of workers
-        whose lease is gone are removed here, and their people announced lost."""
+        """What `welcome` says of the participants other live workers hold here."""
+        return [info for _, info in await self.elsewhere(room_id)]
+
+    async def whereabouts(
+        self, room_id: str, participant_id: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The live worker that holds this participant, and what it says of them."""
+        raw = await self.redis.hget(self._people_key(room_id), participant_id)
+        worker = _worker_of(raw) if raw else None
+        if worker is None or worker == self.worker_id:
+            return None
+        if not await self.redis.exists(self._worker_key(worker)):
+            await self.others(room_id)  # forget the dead worker's people, and say so
+            return None
+        return worker, dict(json.loads(raw)["info"])
+
+    async def elsewhere(self, room_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The participants other live workers hold in this meeting, with their worker.
+        Entries of workers whose lease is gone are removed here, and their people
+        announced lost."""
         entries = await self.redis.hgetall(self._people_key(room_id))
         by_worker: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for participant_id, raw in entries.items():
@@ -149,12 +169,12 @@ class Cluster:
                 )
             except (ValueError, KeyError, TypeError):
                 await self.redis.hdel(self._people_key(room_id), participant_id)
-        people: list[dict[str, Any]] = []
+        people: list[tuple[str, dict[str, Any]]] = []
         for worker_id, held in by_worker.items():
             if worker_id == self.worker_id:
                 continue
             if await self.redis.exists(self._worker_key(worker_id)):
-                people.extend(info for _, info in held)
+                people.extend((worker_id, info) for _, info in held)
             else:
                 await self._forget_worker(room_id, worker_id, [pid for pid, _ in held])
         return people
@@ -177,6 +197,12 @@ class Cluster:
         """Relay a meeting-wide event to the other workers (in order, without waiting)."""
         message = json.dumps({"from": self.worker_id, "audience": audience, "event": event})
         channel = self._channel(room_id)
+        self._write(lambda: self.redis.publish(channel, message))
+
+    def tell(self, worker_id: str, room_id: str, command: dict[str, Any]) -> None:
+        """Ask another worker to do something to a person it holds (in order, no reply)."""
+        message = json.dumps({"from": self.worker_id, "room": room_id, "command": command})
+        channel = self._worker_key(worker_id)
         self._write(lambda: self.redis.publish(channel, message))
 
     def _write(self, write: Callable[[], Awaitable[Any]]) -> None:
@@ -209,6 +235,9 @@ class Cluster:
             if message is None or message.get("type") != "message":
                 continue
             channel = str(message["channel"])
+            if channel == self._worker_key(self.worker_id):
+                self._command(message["data"])
+                continue
             if not channel.startswith(room_prefix):
                 continue
             try:
@@ -222,6 +251,16 @@ class Cluster:
                 continue
             if origin != self.worker_id and isinstance(event, dict):
                 self.on_event(channel[len(room_prefix) :], event, audience)
+
+    def _command(self, data: str) -> None:
+        try:
+            envelope = json.loads(data)
+            room_id, command = str(envelope["room"]), envelope["command"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed command")
+            return
+        if isinstance(command, dict):
+            self.on_command(room_id, command)
 
 
 def _worker_of(raw: str) -> str | None:

@@ -6,14 +6,21 @@ also writes refused attempts to the audit trail. A mute is enforced by the media
 the muted person's page; the person is told, and their media state is set off for everyone.
 Whether they may turn it on again is the meeting's `allow_self_unmute`, or a moderator's
 `allow-unmute`; until then `check_media_state` refuses it.
+
+Across workers (docs/scaling.md): the decision — permission, audit, the database — is taken
+on the worker that was asked; what it does to the person (`apply`: stop their tracks, tell
+them, close their socket) runs on the worker that holds their socket, reached through the
+cluster when that is another one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from rtp.types import Source
+from rtp.types import SOURCE_KIND, Source
 from signaling.admission import WaitingRoom
 from signaling.audit import Actor, AuditLog
 from signaling.errors import ApiError
@@ -38,10 +45,21 @@ from storage.models import Meeting, ParticipantRole
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+SOURCES = frozenset(SOURCE_KIND)
 
 
 def _person(actor: Actor) -> Person:
     return Person(user_id=actor.user.id, display_name=actor.user.display_name)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Someone in the meeting, on this worker (`peer`) or on another (`worker`)."""
+
+    participant_id: str
+    user_id: int
+    peer: Peer | None
+    worker: str | None = None
 
 
 class Moderation:
@@ -60,7 +78,12 @@ class Moderation:
         self.audit = audit
 
     async def _authorize(
-        self, room_id: str, actor: Actor, action: Action, audit_as: str, subject: Peer | None = None
+        self,
+        room_id: str,
+        actor: Actor,
+        action: Action,
+        audit_as: str,
+        subject: Target | None = None,
     ) -> Meeting:
         async with self.audit.refusals(
             actor, audit_as, room_id=room_id, subject_user_id=subject.user_id if subject else None
@@ -68,15 +91,55 @@ class Moderation:
             async with self.database.session() as db:
                 return await authorize(db, room_id, actor.user, action)
 
-    def _target(self, room_id: str, participant_id: str) -> tuple[LiveRoom, Peer]:
+    async def _target(self, room_id: str, participant_id: str) -> Target:
         room = self.live.rooms.get(room_id)
         peer = room.peers.get(participant_id) if room else None
-        if room is None or peer is None:
+        if peer is not None:
+            return Target(participant_id, peer.user_id, peer)
+        found = await self.live.whereabouts(room_id, participant_id)
+        if found is None:
             raise ApiError(404, "not-in-meeting", "nobody with this id is in the meeting")
-        return room, peer
+        worker, info = found
+        return Target(participant_id, info.user_id, None, worker)
+
+    async def _carry_out(self, room_id: str, target: Target, act: dict[str, Any]) -> None:
+        """Do `act` to the target: here, or on the worker that holds them."""
+        act = act | {"participant_id": target.participant_id}
+        if target.peer is not None:
+            await self.apply(room_id, act)
+        elif target.worker is not None:
+            self.live.tell(target.worker, room_id, act)
+
+    async def apply(self, room_id: str, act: dict[str, Any]) -> None:
+        """What a decision does to a person whose socket this worker holds (decided and
+        audited already, here or on another worker)."""
+        room = self.live.rooms.get(room_id)
+        peer = room.peers.get(str(act.get("participant_id"))) if room else None
+        if room is None or peer is None:
+            return  # they left meanwhile
+        by = Person.model_validate(act["by"]) if "by" in act else None
+        match act.get("act"):
+            case "mute":
+                sources: set[Source] = {s for s in act["sources"] if s in SOURCES}
+                await self._stop(room, peer, sources)
+                assert by is not None
+                peer.send(Muted(sources=sorted(sources), by=by, may_unmute=bool(act["may_unmute"])))
+            case "allow-unmute":
+                assert by is not None
+                peer.standing.held.clear()
+                self.live.announce(peer)
+                peer.send(UnmuteAllowed(by=by))
+            case "remove":
+                assert by is not None
+                peer.send(Removed(by=by, barred=bool(act["barred"])))
+                peer.close(CloseCode.REMOVED, LeaveReason.REMOVED)
+            case "lower-hand":
+                self._set_hand(room, peer, raised=False)
+            case other:
+                log.warning("ignored an unknown moderation act %r", other)
 
     async def _not_the_host(
-        self, meeting: Meeting, actor: Actor, target: Peer, audit_as: str
+        self, meeting: Meeting, actor: Actor, target: Target, audit_as: str
     ) -> None:
         """Nobody mutes or removes the host but the host themself."""
         if target.user_id == meeting.host_id and actor.user.id != meeting.host_id:
@@ -95,10 +158,10 @@ class Moderation:
         self, room_id: str, actor: Actor, participant_id: str, sources: Iterable[Source]
     ) -> None:
         wanted = set(sources)
-        room, target = self._target(room_id, participant_id)
+        target = await self._target(room_id, participant_id)
         meeting = await self._authorize(room_id, actor, Action.MODERATE, "mute", target)
         await self._not_the_host(meeting, actor, target, "mute")
-        await self._stop(meeting, room, target, wanted, actor)
+        await self._carry_out(room_id, target, self._mute_act(meeting, actor, wanted))
         await self.audit.record(
             actor,
             "mute",
@@ -112,21 +175,33 @@ class Moderation:
         moderates the host)."""
         meeting = await self._authorize(room_id, actor, Action.MODERATE, "mute-all")
         room = self.live.rooms.get(room_id)
+        here = [Target(p.participant_id, p.user_id, p) for p in room.peers.values()] if room else []
+        elsewhere = [
+            Target(info.participant_id, info.user_id, None, worker)
+            for worker, info in await self.live.elsewhere(room_id)
+        ]
         muted = 0
-        for target in list(room.peers.values()) if room else []:
+        act = self._mute_act(meeting, actor, {"microphone"})
+        for target in here + elsewhere:
             if target.user_id == actor.user.id or (
                 target.user_id == meeting.host_id and actor.user.id != meeting.host_id
             ):
                 continue
-            assert room is not None
-            await self._stop(meeting, room, target, {"microphone"}, actor)
+            await self._carry_out(room_id, target, act)
             muted += 1
         await self.audit.record(actor, "mute-all", room_id=room_id, detail=f"{muted} people")
         return muted
 
-    async def _stop(
-        self, meeting: Meeting, room: LiveRoom, target: Peer, sources: set[Source], actor: Actor
-    ) -> None:
+    @staticmethod
+    def _mute_act(meeting: Meeting, actor: Actor, sources: set[Source]) -> dict[str, Any]:
+        return {
+            "act": "mute",
+            "sources": sorted(sources),
+            "by": _person(actor).model_dump(),
+            "may_unmute": meeting.allow_self_unmute,
+        }
+
+    async def _stop(self, room: LiveRoom, target: Peer, sources: set[Source]) -> None:
         target.standing.held |= sources
         target.standing.blocked |= sources
         self.live.media.block(
@@ -134,13 +209,6 @@ class Moderation:
         )
         media = target.media.model_copy(update=dict.fromkeys(sources, False))
         await self._set_media(room, target, media)
-        target.send(
-            Muted(
-                sources=sorted(sources),
-                by=_person(actor),
-                may_unmute=meeting.allow_self_unmute,
-            )
-        )
 
     async def _set_media(self, room: LiveRoom, peer: Peer, media: Media) -> None:
         peer.media = media
@@ -150,10 +218,10 @@ class Moderation:
         room.broadcast(MediaStateChanged(participant_id=peer.participant_id, **media.model_dump()))
 
     async def allow_unmute(self, room_id: str, actor: Actor, participant_id: str) -> None:
-        _room, target = self._target(room_id, participant_id)
+        target = await self._target(room_id, participant_id)
         await self._authorize(room_id, actor, Action.MODERATE, "allow-unmute", target)
-        target.standing.held.clear()
-        target.send(UnmuteAllowed(by=_person(actor)))
+        act = {"act": "allow-unmute", "by": _person(actor).model_dump()}
+        await self._carry_out(room_id, target, act)
         await self.audit.record(
             actor, "allow-unmute", room_id=room_id, subject_user_id=target.user_id
         )
@@ -182,13 +250,13 @@ class Moderation:
     async def remove(self, room_id: str, actor: Actor, participant_id: str, *, bar: bool) -> None:
         """Send the person away (4412); `bar`: for good. Their admission is taken back, so
         where there is a waiting room they must be admitted again."""
-        _room, target = self._target(room_id, participant_id)
+        target = await self._target(room_id, participant_id)
         meeting = await self._authorize(room_id, actor, Action.MODERATE, "remove", target)
         await self._not_the_host(meeting, actor, target, "remove")
         async with self.database.session() as db:
             await access.remove(db, meeting.id, target.user_id, bar=bar)
-        target.send(Removed(by=_person(actor), barred=bar))
-        target.close(CloseCode.REMOVED, LeaveReason.REMOVED)
+        act = {"act": "remove", "by": _person(actor).model_dump(), "barred": bar}
+        await self._carry_out(room_id, target, act)
         await self.audit.record(
             actor,
             "remove",
@@ -249,19 +317,24 @@ class Moderation:
         await self.audit.record(
             actor, "set-role", room_id=room_id, subject_user_id=user_id, detail=role
         )
-        self._roles_changed(meeting, changed)
+        await self._roles_changed(meeting, changed)
         return meeting
 
     async def set_role_of(
         self, room_id: str, actor: Actor, participant_id: str, role: ParticipantRole
     ) -> None:
-        _room, target = self._target(room_id, participant_id)
+        target = await self._target(room_id, participant_id)
         await self.set_role(room_id, actor, target.user_id, role)
 
-    def _roles_changed(self, meeting: Meeting, changed: dict[int, ParticipantRole]) -> None:
+    async def _roles_changed(self, meeting: Meeting, changed: dict[int, ParticipantRole]) -> None:
         room = self.live.rooms.get(meeting.room_id)
         if room is None:
             return
+        for _worker, info in await self.live.elsewhere(meeting.room_id):
+            if (role := changed.get(info.user_id)) is not None:  # their worker updates them
+                room.broadcast(
+                    RoleChanged(participant_id=info.participant_id, user_id=info.user_id, role=role)
+                )
         was_present = room.host_present
         for peer in list(room.peers.values()):
             role = changed.get(peer.user_id)
@@ -283,18 +356,26 @@ class Moderation:
         self, room_id: str, actor: Actor, peer: Peer, raised: bool, participant_id: str | None
     ) -> None:
         """Raise or lower one's own hand; lowering someone else's is moderation."""
-        room, target = self._target(room_id, participant_id or peer.participant_id)
-        if target is not peer:
-            if raised:
-                raise ApiError(403, "not-your-participant", "only your own hand can be raised")
-            await self._authorize(room_id, actor, Action.MODERATE, "lower-hand", target)
-        standing = target.standing
+        if participant_id in (None, peer.participant_id):
+            room = self.live.rooms.get(room_id)
+            if room is not None:
+                self._set_hand(room, peer, raised=raised)
+            return
+        if raised:
+            raise ApiError(403, "not-your-participant", "only your own hand can be raised")
+        assert participant_id is not None
+        target = await self._target(room_id, participant_id)
+        await self._authorize(room_id, actor, Action.MODERATE, "lower-hand", target)
+        await self._carry_out(room_id, target, {"act": "lower-hand"})
+
+    def _set_hand(self, room: LiveRoom, peer: Peer, *, raised: bool) -> None:
+        standing = peer.standing
         if raised == (standing.hand_raised_at is not None):
             return
         standing.hand_raised_at = utcnow() if raised else None
-        self.live.announce(target)
+        self.live.announce(peer)
         room.broadcast(
             HandChanged(
-                participant_id=target.participant_id, raised=raised, at=standing.hand_raised_at
+                participant_id=peer.participant_id, raised=raised, at=standing.hand_raised_at
             )
         )

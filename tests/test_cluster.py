@@ -114,3 +114,46 @@ async def test_a_worker_that_dies_is_noticed(workers, make_user, opened, prefix)
     left = await a.wait_for("participant-left", timeout=10)
     assert left["participant_id"] == b.participant_id
     assert await one.app[LIVE].remote_people(room) == []
+
+
+async def test_moderation_across_workers(workers, make_user, opened):
+    """Decided on worker one, done to people whose sockets worker two holds."""
+    one, two = workers
+    host, guest, other = await make_user(), await make_user(), await make_user()
+    room = await new_meeting(one, host)
+    a = await connect(one, host, room, opened)
+    b = await connect(two, guest, room, opened)
+    c = await connect(two, other, room, opened)
+    await a.send({"type": "media-state", "microphone": True, "camera": True, "screen": False})
+    await b.send({"type": "media-state", "microphone": True, "camera": True, "screen": False})
+    await a.wait_for("media-state", lambda e: e["participant_id"] == b.participant_id)
+    await a.request(
+        {"type": "mute", "participant_id": b.participant_id, "sources": ["camera"]}, "ack"
+    )
+    muted = await b.wait_for("muted")
+    assert muted["sources"] == ["camera"] and muted["by"]["user_id"] == host.id
+    state = await a.wait_for("media-state", lambda e: e["participant_id"] == b.participant_id)
+    assert (state["camera"], state["microphone"]) == (False, True)
+    assert two.app[LIVE].rooms[room].peers[b.participant_id].standing.blocked == {"camera"}
+    # a promotion decided on worker one reaches the person on worker two
+    await a.request(
+        {"type": "set-role", "participant_id": b.participant_id, "role": "moderator"}, "ack"
+    )
+    await b.wait_for("role-changed")
+    assert two.app[LIVE].rooms[room].peers[b.participant_id].role == "moderator"
+    # ...who may now moderate from worker two someone on worker one? No: the host is spared;
+    # but b lowers c's hand on the same worker, and mute-all from one reaches two
+    await c.request({"type": "hand", "raised": True}, "ack")
+    await a.wait_for("hand", lambda e: e["raised"])
+    await a.request({"type": "hand", "raised": False, "participant_id": c.participant_id}, "ack")
+    assert (await c.wait_for("hand", lambda e: not e["raised"]))["participant_id"] == (
+        c.participant_id
+    )
+    await a.request({"type": "mute-all"}, "ack")
+    assert (await c.wait_for("muted"))["sources"] == ["microphone"]
+    # removal decided on one closes the socket on two
+    await a.request({"type": "remove", "participant_id": c.participant_id, "bar": True}, "ack")
+    assert (await c.wait_for("removed"))["barred"] is True
+    assert await c.wait_closed() == CloseCode.REMOVED
+    left = await a.wait_for("participant-left", lambda e: e["participant_id"] == c.participant_id)
+    assert left["reason"] == "removed"

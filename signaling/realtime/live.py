@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -260,9 +260,13 @@ class LiveMeetings:
         self.cluster = cluster
         self.rooms: dict[str, LiveRoom] = {}
         self._standings: dict[tuple[str, int], Standing] = {}
+        # what another worker asks this one to do to a person it holds (moderation.apply)
+        self.on_command: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+        self._commands: set[asyncio.Task[None]] = set()
         if cluster is not None:
             cluster.on_event = self._relayed
             cluster.on_worker_lost = self._worker_lost
+            cluster.on_command = self._commanded
 
     # --- the other workers ----------------------------------------------------------------
     async def entered(self, room: LiveRoom, peer: Peer) -> None:
@@ -286,9 +290,34 @@ class LiveMeetings:
 
     async def remote_people(self, room_id: str) -> list[ParticipantInfo]:
         """Who the other workers hold in the meeting (empty without a cluster)."""
+        return [info for _, info in await self.elsewhere(room_id)]
+
+    async def elsewhere(self, room_id: str) -> list[tuple[str, ParticipantInfo]]:
+        """Who the other workers hold in the meeting, with the worker holding each."""
         if self.cluster is None:
             return []
-        return [ParticipantInfo.model_validate(info) for info in await self.cluster.others(room_id)]
+        return [
+            (worker, ParticipantInfo.model_validate(info))
+            for worker, info in await self.cluster.elsewhere(room_id)
+        ]
+
+    async def whereabouts(
+        self, room_id: str, participant_id: str
+    ) -> tuple[str, ParticipantInfo] | None:
+        """The other worker that holds this participant (None: nobody, or no cluster)."""
+        found = await self.cluster.whereabouts(room_id, participant_id) if self.cluster else None
+        return None if found is None else (found[0], ParticipantInfo.model_validate(found[1]))
+
+    def tell(self, worker_id: str, room_id: str, command: dict[str, Any]) -> None:
+        if self.cluster is not None:
+            self.cluster.tell(worker_id, room_id, command)
+
+    def _commanded(self, room_id: str, command: dict[str, Any]) -> None:
+        if self.on_command is None:
+            return
+        task = asyncio.ensure_future(self.on_command(room_id, command))
+        self._commands.add(task)
+        task.add_done_callback(self._commands.discard)
 
     def _relayed(self, room_id: str, event: dict[str, Any], audience: Audience) -> None:
         """An event another worker broadcast in a meeting this worker has people in."""
@@ -296,8 +325,22 @@ class LiveMeetings:
         if room is None:
             return
         room.deliver(event, audience)
-        if event.get("type") == "meeting-ended":  # every worker sends its own people away
-            self._send_away(room, str(event.get("reason", "the meeting has ended")))
+        match event.get("type"):
+            case "meeting-ended":  # every worker sends its own people away
+                self._send_away(room, str(event.get("reason", "the meeting has ended")))
+            case "role-changed":  # decided on another worker about someone held here
+                peer = room.peers.get(str(event.get("participant_id")))
+                if peer is not None and event.get("role") in ("host", "moderator", "participant"):
+                    was_present = room.host_present
+                    peer.role = str(event["role"])
+                    self.announce(peer)
+                    room.refresh_waiting(was_present)
+            case "meeting-updated":
+                if isinstance(event.get("host_id"), int):
+                    room.host_id = event["host_id"]
+                settings = event.get("settings")
+                if isinstance(settings, dict) and isinstance(settings.get("enable_chat"), bool):
+                    room.enable_chat = settings["enable_chat"]
 
     def _worker_lost(self, room_id: str, participant_ids: list[str]) -> None:
         room = self.rooms.get(room_id)
