@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 from collections.abc import Iterator
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
@@ -11,6 +12,8 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
 from rtp import aiortc_hooks
 
 from .api import MediaSettings, NegotiationError
+
+logger = logging.getLogger(__name__)
 
 
 def rtc_configuration(settings: MediaSettings) -> RTCConfiguration:
@@ -61,6 +64,7 @@ def reserve_host_ports(settings: MediaSettings) -> aiortc_hooks.IceSockets | Non
         return aiortc_hooks.IceSockets.reserve(settings.ice_host_addresses, settings.ice_port_range)
     except aiortc_hooks.IcePortsExhausted as exc:
         low, high = settings.ice_port_range
+        logger.warning("%s: an offer is refused (no-media-ports)", exc)
         raise NegotiationError(
             "no-media-ports",
             f"the server has no free UDP port for media ({low}-{high}); try again later",

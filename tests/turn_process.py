@@ -72,10 +72,27 @@ def stun_binding_answered(port: int, timeout: float = 0.3) -> bool:
     return len(data) >= 20 and data[:2] == b"\x01\x01" and data[8:20] == transaction
 
 
+def rest_api_flags(secret: str) -> list[str]:
+    """The TURN REST API set-up the tests use (docker-compose.yml's, for loopback)."""
+    return [
+        "--use-auth-secret",
+        f"--static-auth-secret={secret}",
+        f"--realm={REALM}",
+        "--no-tls",
+        "--no-dtls",
+        "--allow-loopback-peers",
+        "--no-cli",
+    ]
+
+
 class TurnServer:
-    def __init__(self, directory: Path, secret: str) -> None:
+    """`turnserver` with `flags` (default: `rest_api_flags(secret)`), listening and relaying
+    on 127.0.0.1 on a free port, logging each session to `log_path`."""
+
+    def __init__(self, directory: Path, secret: str, flags: list[str] | None = None) -> None:
         self.directory = directory
         self.secret = secret
+        self.flags = rest_api_flags(secret) if flags is None else flags
         self.port = free_tcp_and_udp_port()
         self.log_path = directory / "turnserver.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -88,16 +105,10 @@ class TurnServer:
         return [
             TURNSERVER,
             "-n",  # no configuration file: everything is on this line
+            *self.flags,
             "--listening-ip=127.0.0.1",
             f"--listening-port={self.port}",
             "--relay-ip=127.0.0.1",
-            "--use-auth-secret",
-            f"--static-auth-secret={self.secret}",
-            f"--realm={REALM}",
-            "--no-tls",
-            "--no-dtls",
-            "--allow-loopback-peers",
-            "--no-cli",
             "--verbose",  # a line per session and allocation (who, which relay)
             "--simple-log",
             f"--log-file={self.log_path}",
