@@ -23,7 +23,8 @@ RUN pip install --no-cache-dir -e . \
 USER tertulia
 VOLUME ["/data"]
 EXPOSE 8080
-# Media (WebRTC) uses UDP ports chosen by ICE; publish them or use host networking.
+# Media (WebRTC): set TERTULIA_ICE_PORT_MIN/_MAX and publish that UDP range as the same
+# port numbers (docker-compose.yml, docs/deploy.md), or use host networking.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/api/health', timeout=4).status == 200 else 1)"
 CMD ["tertulia", "serve"]
