@@ -13,7 +13,7 @@ import pytest
 
 from client.participant import Participant
 from client.signaling import SignalingError
-from signaling.config import Settings
+from signaling.config import ConfigError, Settings, load_settings
 from tests.conftest import TEST_SECRET
 from tests.helpers import eventually
 from tests.test_meeting_media import receives_all
@@ -81,3 +81,19 @@ async def test_media_ports_stay_in_the_range_and_a_full_range_refuses_cleanly(
         assert a.peer.probe_for(b.participant_id, "camera").frames > before + 10
     finally:
         await asyncio.gather(*(p.close() for p in joined), return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("fields", "variable", "words"),
+    [
+        ({"ice_port_min": 40000}, "TERTULIA_ICE_PORT_MAX", "go together"),
+        ({"ice_port_max": 40000}, "TERTULIA_ICE_PORT_MAX", "go together"),
+        ({"ice_port_min": 40100, "ice_port_max": 40000}, "TERTULIA_ICE_PORT_MAX", "below"),
+        ({"ice_port_min": 80, "ice_port_max": 40000}, "TERTULIA_ICE_PORT_MIN", "1024"),
+    ],
+)
+def test_a_port_range_that_cannot_work_stops_start_up(fields, variable, words):
+    with pytest.raises(ConfigError) as refused:
+        load_settings(**fields)
+    assert variable in str(refused.value) and words in str(refused.value)
+    assert load_settings(ice_port_min=40000, ice_port_max=40000).ice_port_max == 40000
