@@ -99,7 +99,10 @@ async def _media_context(app: web.Application) -> AsyncIterator[None]:
     cluster = (
         # this app's own id among the workers (two apps of one process are two workers)
         Cluster(
-            settings.redis_url, f"{WORKER_ID}:{secrets.token_hex(3)}", prefix=settings.redis_prefix
+            settings.redis_url,
+            f"{WORKER_ID}:{secrets.token_hex(3)}",
+            prefix=settings.redis_prefix,
+            lease_seconds=settings.worker_lease_seconds,
         )
         if settings.redis_url
         else None

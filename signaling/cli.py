@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import logging
 import sys
@@ -18,6 +19,7 @@ from signaling.app import create_app
 from signaling.config import ConfigError, Settings, ensure_data_dir, load_settings
 from signaling.passwords import hash_password
 from signaling.schemas import UserCreate
+from signaling.workers import supervise, worker_count
 from storage import users
 from storage.database import Database
 from storage.migrate import upgrade
@@ -54,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="apply migrations and run the server")
     serve.add_argument("--host", help="address to listen on (default TERTULIA_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default TERTULIA_PORT or 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes behind the port (default: one per core with Redis and "
+        "PostgreSQL configured, else 1; see docs/scaling.md)",
+    )
     serve.set_defaults(func=_serve)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
@@ -91,12 +99,26 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         check_media_stack()
     except AiortcCompatibilityError as exc:
         raise ConfigError(str(exc)) from None
+    count = worker_count(settings, args.workers or settings.workers)
+    if count == 1:
+        return _serve_worker(settings, reuse_port=False)
+    _migrate(settings, args)  # once, before the workers start
+    log.info("starting %d workers on %s:%s", count, settings.host, settings.port)
+    return supervise(count, functools.partial(_run_worker, settings))
 
+
+def _run_worker(settings: Settings, _index: int) -> None:
+    """One worker process (spawned: it configures its own logging)."""
+    logs.configure(settings.log_level, settings.log_format)
+    sys.exit(_serve_worker(settings, reuse_port=True))
+
+
+def _serve_worker(settings: Settings, *, reuse_port: bool) -> int:
     async def build() -> web.Application:
         database = await _migrated_database(settings)
         async with database.session() as session:
@@ -127,6 +149,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         keepalive_timeout=settings.idle_timeout_seconds,
         shutdown_timeout=10,
         access_log_class=logs.RequestAccessLogger,
+        reuse_port=reuse_port or None,
     )
     return 0
 

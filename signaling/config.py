@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Redis, shared by the workers of a deployment (docs/scaling.md); None: one process.
     redis_url: str | None = None
     redis_prefix: str = Field(default="tertulia", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
+    worker_lease_seconds: float = Field(default=10, ge=0.5, le=300)  # a dead worker's end
+    workers: int | None = Field(default=None, ge=1, le=256)  # `serve --workers` overrides
     jwt_secret: str | None = Field(default=None, repr=False)
     public_url: str | None = None
     host: str = "127.0.0.1"
