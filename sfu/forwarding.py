@@ -12,6 +12,10 @@ track for its whole life; the track never yields a frame, it only keeps that loo
 
 Frame-level consumers (the recorder) attach with `attach_frames`; only then does the
 publication re-assemble frames.
+
+A Publication does not know where its packets come from: a local one is fed by the receive
+tap of the publisher's peer connection, a remote one by a pipe from another media server
+(`sfu.pipe`). The only difference downstream is its `upstream`, where keyframe requests go.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpTransceiver
@@ -65,6 +69,12 @@ class Counters:
         self.retransmissions = 0  # NACK repair sent (aiortc_hooks.SenderPort)
         self.retransmissions_refused = 0  # NACKed packets not resent (its limits, too old)
         self.layer_packets_dropped = 0  # upper temporal layers not sent to small tiles
+        # pipes between media servers (sfu.pipe): media datagrams and their payload bytes
+        self.packets_piped_out = 0
+        self.bytes_piped_out = 0
+        self.packets_piped_in = 0
+        self.bytes_piped_in = 0
+        self.pipe_datagrams_dropped = 0  # malformed, unknown pipe, wrong sender, send failed
 
 
 class Slot(Protocol):
@@ -83,6 +93,36 @@ class Slot(Protocol):
     def stop(self) -> None: ...
 
 
+class PacketSink(Protocol):
+    """A packet-level consumer of a publication: a subscriber's slot (`SlotTrack`) or a
+    pipe to another media server (`sfu.pipe.PipeOut`)."""
+
+    @property
+    def waiting_for_keyframe(self) -> bool: ...
+
+    def forward(
+        self,
+        packet: RtpPacket,
+        keyframe: bool,
+        ntp: int,
+        abs_time: bytes,
+        audio_level: int | None,
+        layers: tuple[int, int, int, int, int] = vp8.NO_LAYERS,
+    ) -> None: ...
+
+    def set_source(self, publication: Publication | None) -> None: ...
+
+
+# Asks the publisher for a keyframe of the given media SSRC: a PLI through the publisher's
+# own receiver (returns its coroutine), or a datagram up a pipe (sent at once, None).
+Upstream = Callable[[int], Awaitable[None] | None]
+
+
+def receiver_upstream(receiver: RTCRtpReceiver) -> Upstream:
+    """Keyframe requests of a local publication: RTCP PLI through the server's receiver."""
+    return lambda media_ssrc: aiortc_hooks.send_pli(receiver, media_ssrc)
+
+
 class FrameSink(Protocol):
     """A frame-level consumer of a publication (the recorder)."""
 
@@ -94,24 +134,27 @@ class FrameSink(Protocol):
 
 
 class Publication:
-    """One published track (participant + source) and the slots it feeds."""
+    """One published track (participant + source) and the slots it feeds.
+
+    `upstream` is where its keyframe requests go (`receiver_upstream` for a publisher
+    connected here; a pipe back to the origin server for a remote one)."""
 
     def __init__(
         self,
         participant_id: str,
         source: Source,
         kind: Kind,
-        receiver: RTCRtpReceiver,
+        upstream: Upstream,
         counters: Counters,
         video_codec: str = "VP8",
     ) -> None:
         self.participant_id = participant_id
         self.source = source
         self.kind = kind
-        self.receiver = receiver
+        self.upstream = upstream
         self.counters = counters
         self.video_codec = video_codec
-        self.outputs: set[SlotTrack] = set()
+        self.outputs: set[PacketSink] = set()
         self.frame_outputs: set[FrameSink] = set()
         self.media_ssrc: int | None = None
         self.frame_height = 0  # video: as the last keyframe said (VP8; 0 = not known)
@@ -164,14 +207,19 @@ class Publication:
         for sink in list(self.frame_outputs):
             sink.push(frame)
 
-    def attach(self, output: SlotTrack) -> None:
+    def attach(self, output: PacketSink) -> None:
         """Forward every packet to `output` from now on (video: from a keyframe on)."""
         self.outputs.add(output)
         if self.kind == "video":
             self.request_keyframe()
 
-    def detach(self, output: SlotTrack) -> None:
+    def detach(self, output: PacketSink) -> None:
         self.outputs.discard(output)
+
+    @property
+    def framing(self) -> bool:
+        """Whether packets are re-assembled into frames (a frame consumer is attached)."""
+        return self._framer is not None
 
     def attach_frames(self, sink: FrameSink) -> None:
         """Deliver whole encoded frames to `sink` (re-assembly starts with the first)."""
@@ -222,11 +270,13 @@ class Publication:
             return
         self._last_pli = time.monotonic()
         self.counters.keyframe_requests_sent += 1
-        task = asyncio.ensure_future(aiortc_hooks.send_pli(self.receiver, self.media_ssrc))
-        self._pli_tasks.add(task)
-        task.add_done_callback(self._pli_tasks.discard)
+        sending = self.upstream(self.media_ssrc)
+        if sending is not None:
+            task = asyncio.ensure_future(sending)
+            self._pli_tasks.add(task)
+            task.add_done_callback(self._pli_tasks.discard)
 
-    def close(self) -> list[SlotTrack]:
+    def close(self) -> list[PacketSink]:
         """Stop forwarding; returns the slots that became idle."""
         self.closed = True
         if self._pli_timer is not None:

@@ -19,7 +19,7 @@ from aiortc.mediastreams import MediaStreamError
 from rtp.types import Kind, Source
 
 from .api import NegotiationError
-from .forwarding import Counters, Publication, Slot
+from .forwarding import Counters, Publication, Slot, receiver_upstream
 
 
 class RelayPublication(Publication):
@@ -68,7 +68,12 @@ class RelayForwarding:
         if track is None:
             raise NegotiationError("bad-track-map", f"mid {transceiver.mid} has no remote track")
         return RelayPublication(
-            track, self.participant_id, source, kind, transceiver.receiver, self.counters
+            track,
+            self.participant_id,
+            source,
+            kind,
+            receiver_upstream(transceiver.receiver),
+            self.counters,
         )
 
     def unpublish(self, transceiver: RTCRtpTransceiver) -> None:

@@ -18,7 +18,7 @@ from rtp import aiortc_hooks
 from rtp.types import Kind, Source
 
 from .api import NegotiationError
-from .forwarding import Counters, Publication, Slot, SlotTrack
+from .forwarding import Counters, Publication, Slot, SlotTrack, receiver_upstream
 
 
 class Forwarding(Protocol):
@@ -81,7 +81,7 @@ class EncodedForwarding:
             self.participant_id,
             source,
             kind,
-            transceiver.receiver,
+            receiver_upstream(transceiver.receiver),
             self.counters,
             self.video_codec,
         )

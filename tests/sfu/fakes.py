@@ -28,7 +28,7 @@ class FakePublication(Publication):
     """A VP8 camera publication with no receiver: keyframe requests are only counted."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(name, "camera", "video", receiver=None, counters=Counters())  # type: ignore[arg-type]
+        super().__init__(name, "camera", "video", upstream=lambda ssrc: None, counters=Counters())
         self.keyframe_requests = 0
 
     def request_keyframe(self) -> None:
