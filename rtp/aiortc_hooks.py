@@ -30,7 +30,13 @@ import aioice.ice
 import aioice.turn
 import aiortc
 import aiortc.rtcrtpreceiver
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
@@ -65,6 +71,10 @@ _REQUIRED: list[tuple[Any, str, str]] = [
     (RTCRtpReceiver, "_run_rtcp", "attr"),
     (RTCRtpReceiver, "_send_rtcp_pli", "attr"),
     (RTCRtpReceiver, "_handle_rtp_packet", "attr"),
+    # packets that arrive outside aiortc (the SFU's pipes) are depayloaded as the receiver
+    # does it, into the attribute the tap's consumers read (`depayloaded`)
+    (RTCRtpReceiver._handle_rtp_packet, "_data", "code"),
+    (aiortc.rtcrtpreceiver, "depayload", "module"),
     (RTCRtpSender, "_send_keyframe", "attr"),
     (RTCRtpSender, "_next_encoded_frame", "attr"),
     (RTCRtpSender, "_retransmit", "attr"),
@@ -448,6 +458,24 @@ def decoder_running(receiver: RTCRtpReceiver) -> bool:
 def depayloaded(packet: RtpPacket) -> bytes:
     """The codec payload aiortc extracted from this RTP packet."""
     return packet._data  # type: ignore[attr-defined,no-any-return]
+
+
+_DEPAYLOAD_CODECS = {
+    "VP8": RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000),
+    "H264": RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000),
+    "opus": RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2),
+}
+
+
+def set_depayloaded(packet: RtpPacket, codec: str) -> None:
+    """Depayload a packet that did not come through an aiortc receiver (a pipe from another
+    media server) the way the receiver does before its jitter buffer, so that `depayloaded`
+    and the framers work on it. `codec`: "VP8", "H264" or "opus". Raises ValueError on a
+    payload the codec cannot parse (the receiver drops those)."""
+    if packet.payload:
+        packet._data = aiortc.rtcrtpreceiver.depayload(_DEPAYLOAD_CODECS[codec], packet.payload)  # type: ignore[attr-defined]
+    else:
+        packet._data = b""  # type: ignore[attr-defined]
 
 
 def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Awaitable[None]:
