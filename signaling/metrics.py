@@ -21,7 +21,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
@@ -33,7 +40,13 @@ from signaling.version import VERSION
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 LAG_INTERVAL_SECONDS = 0.5
+# Few buckets: every (method, route) has its own histogram, and a scrape's cost grows with
+# the number of lines it writes.
+HTTP_BUCKETS = (0.005, 0.025, 0.1, 0.5, 2.5)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# `_created` samples (each series' start time) would double the lines of every labelled
+# counter and histogram for little use; this process is Tertulia's own, so say it once here.
+disable_created_metrics()
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A request that carries one of these came through a proxy: its peer is not its client.
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
@@ -169,8 +182,8 @@ class Metrics:
     """One app's registry and the metrics it updates itself."""
 
     def __init__(self, app: web.Application) -> None:
+        self.live = LiveCollector(app)  # read on the event loop, the rest anywhere
         self.registry = CollectorRegistry()
-        self.registry.register(LiveCollector(app))
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, memory, fds
         Gauge(
             "tertulia_build_info", "This server's version", ["version"], registry=self.registry
@@ -185,6 +198,7 @@ class Metrics:
             "tertulia_http_request_duration_seconds",
             "Time from a request to its answer's head (WebSockets: to the upgrade)",
             ["method", "route"],
+            buckets=HTTP_BUCKETS,
             registry=self.registry,
         )
         self.loop_lag = LoopLag(self.registry)
@@ -196,8 +210,21 @@ class Metrics:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+    async def exposition(self) -> bytes:
+        """The page. The live numbers are read here, on the event loop (that state is not
+        thread-safe); the registry's own metrics are, and writing the page, most of a
+        scrape's cost, is done in a thread: a scrape does not hold media up for its length."""
+        live = list(self.live.collect())
+        return await asyncio.to_thread(generate_latest, _Page(live, self.registry))
+
+
+class _Page(Collector):
+    def __init__(self, live: list[Metric], registry: CollectorRegistry) -> None:
+        self.live, self.registry = live, registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.live
+        yield from self.registry.collect()
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -244,7 +271,7 @@ async def metrics_page(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not may_scrape(request, settings.metrics_allow, settings.trusted_proxies):
         raise web.HTTPNotFound()
-    body = request.app[METRICS].exposition()
+    body = await request.app[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
