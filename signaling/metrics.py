@@ -115,9 +115,10 @@ class LiveCollector(Collector):
             yield _gauge(name, text, stats[key])
         for name, text, key in MEDIA_COUNTERS:
             yield CounterMetricFamily(name, text, value=stats[key])
-        # Worker pipes (issue 13: a meeting across processes) will report the publications
-        # they carry between workers here; until they exist there are none.
-        yield _gauge("tertulia_pipe_streams", "Streams piped to or from other workers", 0)
+        # Worker pipes (issue 13: a meeting across processes, sfu.pipe) carry publications
+        # between media servers; this is 0 until MediaServer.stats() reports "pipe_streams".
+        pipes = stats.get("pipe_streams", 0)
+        yield _gauge("tertulia_pipe_streams", "Streams piped to or from other workers", pipes)
         if RECORDINGS in app:
             yield _gauge(
                 "tertulia_recordings_active", "Meetings being recorded", len(app[RECORDINGS].active)
