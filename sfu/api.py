@@ -17,6 +17,7 @@ __all__ = [
     "MediaEvents",
     "MediaSettings",
     "NegotiationError",
+    "PipeError",
     "ReceivePolicy",
     "RecordingError",
     "SlotAssignment",
@@ -49,6 +50,13 @@ class MediaSettings:
     forwarding: Literal["encoded", "relay"] = "encoded"
     default_last_n: int = 20  # video streams a receiver gets until it says otherwise
     audio_streams: int = 3  # M: microphones forwarded to a receiver (the loudest), + pinned
+    # Pipes between media servers (a meeting across workers and nodes, `sfu.pipe`): one UDP
+    # socket, bound on first use (`MediaServer.pipe_address()`); port 0 = any free port. The
+    # announced address is what other servers send to when it is not the bound one (a
+    # wildcard bind, or an address translated on the way).
+    pipe_bind_address: str = "127.0.0.1"
+    pipe_port: int = 0
+    pipe_announced_address: str | None = None
 
 
 MAX_LAST_N = 25
@@ -109,6 +117,17 @@ class NegotiationError(Exception):
     """An offer the server cannot answer; `code` is stable, the message is for humans."""
 
     CODES = ("bad-sdp", "no-common-codec", "bad-track-map", "not-joined", "no-media-ports")
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class PipeError(Exception):
+    """A pipe between media servers cannot be opened; `code` is stable."""
+
+    CODES = ("no-publication", "pipe-id-in-use", "bad-pipe", "bad-address", "codec-mismatch")
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")

@@ -1,4 +1,10 @@
-"""A room of the media server: its participants, who is speaking, and its recorder."""
+"""A room of the media server: its participants, who is speaking, and its recorder.
+
+In a meeting that spans media servers, a room also holds the publications piped in from
+other servers (`remote`, fed by `sfu.pipe.PipeIn`: to everything here they are publications
+like the local ones) and the pipes that carry its own publications to other servers
+(`pipes`, paused while a moderator blocks their source).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,11 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from .api import MediaSettings
+from .api import MediaSettings, Source
 from .assignment import Offer, Ranking, rank
 from .forwarding import Publication
 from .participant import Participant
+from .pipe import PipeIn, PipeOut
 from .recording import RoomRecording
 from .speakers import SpeakerDetector, SpeakerState
 
@@ -22,6 +29,12 @@ class Room:
     settings: MediaSettings = field(default_factory=MediaSettings)
     participants: dict[str, Participant] = field(default_factory=dict)
     recording: RoomRecording | None = None
+    # publications of other servers' participants, piped here: (participant, source) -> pipe
+    remote: dict[tuple[str, Source], PipeIn] = field(default_factory=dict)
+    # sources of remote participants a moderator blocked (as Participant.blocked)
+    remote_blocked: dict[str, frozenset[Source]] = field(default_factory=dict)
+    # pipes carrying this room's publications to other servers, by pipe id
+    pipes: dict[int, PipeOut] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.speakers: SpeakerDetector[str] = SpeakerDetector(self._speakers_changed)
@@ -32,12 +45,19 @@ class Room:
         return [p for p in self.participants.values() if not p.closed]
 
     def publications(self) -> list[Publication]:
-        """What may be forwarded and recorded: open publications a moderator has not stopped."""
-        return [
+        """What may be forwarded and recorded: open publications a moderator has not stopped,
+        local and piped in alike."""
+        local = [
             pub
             for p in self.live()
             for pub in p.publications.values()
             if not pub.closed and pub.source not in p.blocked
+        ]
+        return local + [
+            pipe.publication
+            for (participant_id, source), pipe in self.remote.items()
+            if not pipe.publication.closed
+            and source not in self.remote_blocked.get(participant_id, ())
         ]
 
     def reconcile(self) -> None:
@@ -48,6 +68,12 @@ class Room:
         for participant in self.live():
             for stopped in participant.blocked & participant.publications.keys():
                 participant.publications[stopped].level_sink = None  # a muted mic never speaks
+        for out in self.pipes.values():  # nothing of a blocked source leaves for other servers
+            owner = self.participants.get(out.publication.participant_id)
+            out.set_paused(owner is None or out.publication.source in owner.blocked)
+        for (participant_id, source), pipe in self.remote.items():
+            if source in self.remote_blocked.get(participant_id, ()):
+                pipe.publication.level_sink = None
         publications = self.publications()
         for publication in publications:
             publication.level_sink = self.speakers.level if publication.kind == "audio" else None

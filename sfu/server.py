@@ -11,15 +11,19 @@ from typing import Any
 from rtp import aiortc_hooks
 
 from .api import (
+    SOURCE_KIND,
+    Kind,
     MediaEvents,
     MediaSettings,
     NegotiationError,
+    PipeError,
     ReceivePolicy,
     RecordingError,
     Source,
 )
 from .forwarding import Counters
 from .participant import Participant
+from .pipe import PipeEndpoint, PipeIn, PipeOut
 from .recording import RecordingEvents, RecordingSummary, RoomRecording
 from .relay_baseline import RelayForwarding
 from .room import Room
@@ -44,6 +48,7 @@ class MediaServer:
         self._rooms: dict[str, Room] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._pipes: PipeEndpoint | None = None  # bound on first use
 
     # ------------------------------------------------------------ public API
     async def join(self, room_id: str, participant_id: str, events: MediaEvents) -> None:
@@ -105,10 +110,19 @@ class MediaServer:
         moderator's mute), and all the others again. Takes effect at once: the slots that
         carried them are given to others or fall idle in this call."""
         room = self._rooms.get(room_id)
-        participant = room.participants.get(participant_id) if room else None
-        if room is None or participant is None:
+        if room is None:
             return
-        participant.blocked = sources
+        participant = room.participants.get(participant_id)
+        remote = any(pid == participant_id for pid, _ in room.remote)
+        if participant is None and not remote:
+            return
+        if participant is not None:
+            participant.blocked = sources  # (its pipes to other servers pause too)
+        if remote:  # a participant of another server, piped here
+            if sources:
+                room.remote_blocked[participant_id] = sources
+            else:
+                room.remote_blocked.pop(participant_id, None)
         if "microphone" in sources:
             room.forget_speaker(participant_id)
         room.reconcile()
@@ -146,12 +160,146 @@ class MediaServer:
         self._forget_if_empty(room)
         return await recording.stop()
 
+    # ------------------------------------------------------------ pipes between servers
+    def pipe_address(self) -> tuple[str, int]:
+        """(address, port) other media servers send this one's pipes to (binds the pipe
+        socket on first use: `MediaSettings.pipe_bind_address`, `pipe_port`)."""
+        return self._pipe_endpoint().address()
+
+    def start_pipe(
+        self,
+        room_id: str,
+        participant_id: str,
+        source: Source,
+        destination: tuple[str, int],
+        pipe_id: int,
+    ) -> None:
+        """Send this publication's RTP to another media server (`destination`: its
+        `pipe_address()`), where `add_remote_publication` with the same `pipe_id` receives
+        it; until `stop_pipe`, or until the publication goes away (unpublished, participant
+        left), when the other server is told (a BYE) and closes its publication. While a
+        moderator blocks the source, nothing is sent. PipeError: `no-publication`,
+        `pipe-id-in-use`, `bad-pipe`, `bad-address`."""
+        room = self._rooms.get(room_id)
+        participant = room.participants.get(participant_id) if room else None
+        publication = (
+            participant.publications.get(source)
+            if participant is not None and not participant.closed
+            else None
+        )
+        if room is None or participant is None or publication is None or publication.closed:
+            raise PipeError(
+                "no-publication", f"{participant_id} publishes no {source} in room {room_id}"
+            )
+
+        def ended(out: PipeOut) -> None:
+            room.pipes.pop(out.pipe_id, None)
+            logger.info("pipe %d (%s/%s) ended", out.pipe_id, participant_id, source)
+
+        out = self._pipe_endpoint().open_out(pipe_id, destination, publication, ended)
+        room.pipes[pipe_id] = out
+        out.set_paused(source in participant.blocked)
+        out.start()
+        logger.info(
+            "pipe %d: %s/%s of room %s to %s", pipe_id, participant_id, source, room_id, destination
+        )
+
+    def stop_pipe(self, pipe_id: int) -> None:
+        """Stop sending a pipe; the other server is told (idempotent)."""
+        out = self._pipes.outgoing.get(pipe_id) if self._pipes else None
+        if out is not None:
+            out.end()
+
+    def add_remote_publication(
+        self,
+        room_id: str,
+        participant_id: str,
+        source: Source,
+        kind: Kind,
+        codec: str,
+        pipe_id: int,
+        origin: tuple[str, int],
+    ) -> None:
+        """A publication of another media server's participant, received through the pipe
+        `pipe_id` from `origin` (that server's `pipe_address()`): this room forwards,
+        records and hears it like a local one, and its keyframe requests go back up the
+        pipe. Call it before the origin's `start_pipe`, so no packet arrives unknown. A
+        remote publication of the same participant and source is replaced. PipeError:
+        `codec-mismatch`, `pipe-id-in-use`, `bad-pipe`, `bad-address`."""
+        if self._closed:
+            raise RuntimeError("MediaServer is closed")
+        expected = self.settings.video_codec if kind == "video" else "opus"
+        if SOURCE_KIND.get(source) != kind or codec != expected:
+            raise PipeError(
+                "codec-mismatch", f"{source} as {kind}/{codec}: this server takes {expected}"
+            )
+        endpoint = self._pipe_endpoint()
+        room = self._room(room_id)
+
+        def ended(into: PipeIn) -> None:
+            if room.remote.get((participant_id, source)) is into:
+                del room.remote[participant_id, source]
+                if not any(pid == participant_id for pid, _ in room.remote):
+                    room.remote_blocked.pop(participant_id, None)
+            if source == "microphone":
+                room.forget_speaker(participant_id)
+            self._forget_if_empty(room)
+            room.reconcile()
+            logger.info("remote %s/%s of room %s ended", participant_id, source, room_id)
+
+        into = endpoint.open_in(
+            pipe_id,
+            origin,
+            participant_id,
+            source,
+            kind,
+            codec,
+            self.settings.video_codec,
+            ended,
+        )
+        previous = room.remote.pop((participant_id, source), None)
+        room.remote[participant_id, source] = into
+        if previous is not None:
+            previous.end()
+        room.reconcile()
+        logger.info(
+            "remote %s/%s in room %s from pipe %d of %s",
+            participant_id,
+            source,
+            room_id,
+            pipe_id,
+            origin,
+        )
+
+    def remove_remote_publication(self, room_id: str, participant_id: str, source: Source) -> None:
+        """Close a remote publication (its slots fall idle, its recording ends; idempotent).
+        The origin keeps sending until its `stop_pipe`: stop that too."""
+        room = self._rooms.get(room_id)
+        into = room.remote.get((participant_id, source)) if room else None
+        if into is not None:
+            into.end()
+
+    def _pipe_endpoint(self) -> PipeEndpoint:
+        if self._pipes is None:
+            if self._closed:
+                raise RuntimeError("MediaServer is closed")
+            settings = self.settings
+            self._pipes = PipeEndpoint(
+                settings.pipe_bind_address,
+                settings.pipe_port,
+                settings.pipe_announced_address,
+                self.counters,
+            )
+        return self._pipes
+
     async def close(self) -> None:
         self._closed = True
         for room_id in list(self._rooms):
             await self.stop_recording(room_id)
         for room_id in list(self._rooms):
             await self.close_room(room_id)
+        if self._pipes is not None:
+            self._pipes.close()  # the pipes still arriving
         for task in list(self._background):
             if task is not asyncio.current_task():
                 await asyncio.gather(task, return_exceptions=True)
@@ -177,6 +325,15 @@ class MediaServer:
             "retransmissions": self.counters.retransmissions,  # rtp.repair.RESEND_*
             "retransmissions_refused": self.counters.retransmissions_refused,
             "keyframe_requests_sent": self.counters.keyframe_requests_sent,
+            # pipes between media servers (sfu.pipe): pipes now, media datagrams and their
+            # payload bytes, datagrams dropped (malformed, unknown pipe, wrong sender)
+            "pipe_streams_out": len(self._pipes.outgoing) if self._pipes else 0,
+            "pipe_streams_in": len(self._pipes.incoming) if self._pipes else 0,
+            "packets_piped_out": self.counters.packets_piped_out,
+            "packets_piped_in": self.counters.packets_piped_in,
+            "bytes_piped_out": self.counters.bytes_piped_out,
+            "bytes_piped_in": self.counters.bytes_piped_in,
+            "pipe_datagrams_dropped": self.counters.pipe_datagrams_dropped,
             "decoders_started": aiortc_hooks.decoders_started()
             + sum(
                 1 for p in participants for r in p.receivers() if aiortc_hooks.decoder_running(r)
@@ -197,8 +354,9 @@ class MediaServer:
         return room
 
     def _forget_if_empty(self, room: Room) -> None:
-        """A room lives while someone is in it or it is being recorded."""
-        if not room.participants and room.recording is None:
+        """A room lives while someone is in it, a publication is piped into it, or it is
+        being recorded."""
+        if not room.participants and not room.remote and room.recording is None:
             self._rooms.pop(room.room_id, None)
 
     def _lost(self, participant: Participant, reason: str) -> None:
