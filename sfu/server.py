@@ -247,16 +247,20 @@ class MediaServer:
             room.reconcile()
             logger.info("remote %s/%s of room %s ended", participant_id, source, room_id)
 
-        into = endpoint.open_in(
-            pipe_id,
-            origin,
-            participant_id,
-            source,
-            kind,
-            codec,
-            self.settings.video_codec,
-            ended,
-        )
+        try:
+            into = endpoint.open_in(
+                pipe_id,
+                origin,
+                participant_id,
+                source,
+                kind,
+                codec,
+                self.settings.video_codec,
+                ended,
+            )
+        except PipeError:
+            self._forget_if_empty(room)  # a room made for nothing
+            raise
         previous = room.remote.pop((participant_id, source), None)
         room.remote[participant_id, source] = into
         if previous is not None:

@@ -397,6 +397,7 @@ async def test_bad_pipe_requests_are_refused(server, server_b, cast):
             a.start_pipe("room", "p0", "microphone", b.pipe_address(), 5)
         assert refused.value.code == "pipe-id-in-use"
         assert a.stats()["pipe_streams_out"] == 1 and b.stats()["pipe_streams_in"] == 0
+        assert not b._rooms, "a refused remote publication left a room behind"
     finally:
         await publisher.close()
 
