@@ -81,9 +81,10 @@ def _database_context(given: Database | None):  # type: ignore[no-untyped-def]
         ensure_data_dir(app[SETTINGS])
         database = given or Database(app[SETTINGS].resolved_database_url)
         app[DATABASE] = database
-        async with database.session() as session:
-            if closed := await meetings.close_open_visits(session):
-                log.info("closed %d visits left open by the previous run", closed)
+        if not app[SETTINGS].redis_url:  # one process: whatever is open was its last run's
+            async with database.session() as session:
+                if closed := await meetings.close_open_visits(session):
+                    log.info("closed %d visits left open by the previous run", closed)
         yield
         if given is None:
             await database.dispose()
@@ -109,7 +110,7 @@ async def _media_context(app: web.Application) -> AsyncIterator[None]:
     )
     if cluster is not None:
         await cluster.start()
-    live = LiveMeetings(media, cluster)
+    live = LiveMeetings(media, cluster, settings.video_codec)
     audit = AuditLog(database)
     jobs = ComposeQueue(settings, database)
     recordings = RecordingControl(database, live, jobs, audit)

@@ -27,9 +27,9 @@ import redis.asyncio as aioredis
 log = logging.getLogger(__name__)
 PUBLISH_QUEUE = 10_000  # events waiting to go out; beyond that Redis is not keeping up
 
-Audience = Literal["all", "moderators"]
+Audience = Literal["all", "moderators", "workers"]  # workers: for the workers, not people
 RemoteEvent = Callable[[str, dict[str, Any], Audience], None]
-WorkerLost = Callable[[str, list[str]], None]  # room id, participant ids
+WorkerLost = Callable[[str, str, list[str]], None]  # room id, worker id, participant ids
 Command = Callable[[str, dict[str, Any]], None]  # room id, what to do (docs/scaling.md)
 
 
@@ -48,7 +48,7 @@ class Cluster:
         # Any: redis-py types its commands `Awaitable[T] | T` (one class for sync and async)
         self.redis: Any = aioredis.from_url(url, decode_responses=True)
         self.on_event: RemoteEvent = lambda room_id, event, audience: None
-        self.on_worker_lost: WorkerLost = lambda room_id, people: None
+        self.on_worker_lost: WorkerLost = lambda room_id, worker_id, people: None
         self.on_command: Command = lambda room_id, command: None
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self._rooms: set[str] = set()
@@ -106,6 +106,11 @@ class Cluster:
                 raise
             except Exception:
                 log.exception("could not renew this worker's lease in Redis")
+
+    async def alive(self, worker_id: str) -> bool:
+        return worker_id == self.worker_id or bool(
+            await self.redis.exists(self._worker_key(worker_id))
+        )
 
     # --- presence -------------------------------------------------------------------------
     async def follow(self, room_id: str) -> None:
@@ -190,7 +195,7 @@ class Cluster:
                 log.warning(
                     "worker %s is gone; %d people of %s with it", worker_id, len(held), room_id
                 )
-                self.on_worker_lost(room_id, held)
+                self.on_worker_lost(room_id, worker_id, held)
 
     # --- events ---------------------------------------------------------------------------
     def publish(self, room_id: str, event: dict[str, Any], audience: Audience = "all") -> None:
@@ -243,9 +248,8 @@ class Cluster:
             try:
                 envelope = json.loads(message["data"])
                 origin, event = envelope["from"], envelope["event"]
-                audience: Audience = (
-                    "moderators" if envelope.get("audience") == "moderators" else "all"
-                )
+                said = envelope.get("audience")
+                audience: Audience = said if said in ("moderators", "workers") else "all"
             except (ValueError, KeyError, TypeError):
                 log.warning("ignored a malformed cluster message on %s", channel)
                 continue

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="tertulia", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
     worker_lease_seconds: float = Field(default=10, ge=0.5, le=300)  # a dead worker's end
     workers: int | None = Field(default=None, ge=1, le=256)  # `serve --workers` overrides
+    # Media pipes between workers (docs/sfu.md): where this worker receives them, and the
+    # address other nodes send to (the bind address when unset).
+    pipe_address: str = "127.0.0.1"
+    pipe_announced_address: str | None = None
     jwt_secret: str | None = Field(default=None, repr=False)
     public_url: str | None = None
     host: str = "127.0.0.1"
@@ -109,6 +113,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an origin like https://meet.example.org")
         return value
 
+    @field_validator("pipe_address")
+    @classmethod
+    def _one_ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+        return value
+
     @field_validator("ice_host_addresses")
     @classmethod
     def _ip_list(cls, value: str) -> str:
@@ -119,7 +132,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP address") from None
         return value
 
-    @field_validator("ice_announced_address")
+    @field_validator("ice_announced_address", "pipe_announced_address")
     @classmethod
     def _ip(cls, value: str | None) -> str | None:
         if value:

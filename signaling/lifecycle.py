@@ -57,14 +57,29 @@ class Lifecycle:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
             try:
                 await self.sweep()
             except Exception:  # a database hiccup must not stop the clock for good
                 log.exception("meeting lifecycle sweep failed")
+            await asyncio.sleep(self.interval)
+
+    async def close_visits_of_dead_workers(self) -> int:
+        """Several workers: the visits of a worker that is gone (its lease ran out) ended
+        with it, or its meetings would never be empty and its seats never free."""
+        cluster = self.live.cluster
+        if cluster is None:
+            return 0
+        async with self.database.session() as db:
+            workers = await meetings.visit_workers(db)
+            dead = [worker for worker in workers if not await cluster.alive(worker)]
+            closed = await meetings.close_visits_of(db, dead)
+        if closed:
+            log.info("closed %d visits of workers that are gone: %s", closed, ", ".join(dead))
+        return closed
 
     async def sweep(self) -> list[str]:
         """End what is due and warn what is near; returns the room ids ended."""
+        await self.close_visits_of_dead_workers()
         now = utcnow()
         ended: list[str] = []
         async with self.database.session() as db:

@@ -70,6 +70,8 @@ def media_settings(settings: Settings) -> MediaSettings:
         forwarding=settings.forwarding,
         default_last_n=settings.last_n,
         audio_streams=settings.audio_streams,
+        pipe_bind_address=settings.pipe_address,
+        pipe_announced_address=settings.pipe_announced_address,
     )
 
 

@@ -126,7 +126,9 @@ class MeetingService:
                         )
                     return Wait(meeting)
                 try:
-                    joined = await meetings.join_meeting(db, room_id, user.id, hold=hold)
+                    joined = await meetings.join_meeting(
+                        db, room_id, user.id, hold=hold, worker_id=self.live.worker_id
+                    )
                 except meetings.MeetingEnded:
                     raise ApiError(409, "meeting-ended", "this meeting has ended") from None
                 except meetings.MeetingFull:

@@ -115,16 +115,19 @@ class LiveCollector(Collector):
             yield _gauge(name, text, stats[key])
         for name, text, key in MEDIA_COUNTERS:
             yield CounterMetricFamily(name, text, value=stats[key])
-        # Worker pipes (issue 13: a meeting across processes, sfu.pipe) carry publications
-        # between media servers; this is 0 until MediaServer.stats() reports "pipe_streams".
-        pipes = stats.get("pipe_streams", 0)
-        yield _gauge("tertulia_pipe_streams", "Streams piped to or from other workers", pipes)
+        # Worker pipes (sfu.pipe) carry publications between the workers of a meeting.
+        pipes = GaugeMetricFamily(
+            "tertulia_pipe_streams", "Streams piped to or from other workers", labels=["direction"]
+        )
+        pipes.add_metric(["out"], stats.get("pipe_streams_out", 0))
+        pipes.add_metric(["in"], stats.get("pipe_streams_in", 0))
+        yield pipes
         if RECORDINGS in app:
             yield _gauge(
                 "tertulia_recordings_active", "Meetings being recorded", len(app[RECORDINGS].active)
             )
         if JOBS in app:
-            queued, running = compose_jobs(app[JOBS])
+            queued, running = app[JOBS].queued, int(app[JOBS].composing)
             jobs = GaugeMetricFamily(
                 "tertulia_composition_jobs",
                 "Recordings waiting for, or being composed into, one file",
@@ -133,15 +136,6 @@ class LiveCollector(Collector):
             jobs.add_metric(["queued"], queued)
             jobs.add_metric(["running"], running)
             yield jobs
-
-
-def compose_jobs(jobs: object) -> tuple[int, int]:
-    """(queued, running) of a `ComposeQueue` (one composition runs at a time). It has no
-    public count yet, so its queue and the recording it is composing are read here;
-    tests/test_metrics.py watches a real composition go through both."""
-    queue = getattr(jobs, "_queue", None)
-    queued = queue.qsize() if isinstance(queue, asyncio.Queue) else 0
-    return queued, int(getattr(jobs, "_composing", None) is not None)
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:

@@ -343,6 +343,14 @@ class MediaStats(BaseModel):
     retransmissions: int  # NACK repair sent
     retransmissions_refused: int  # NACKed packets not resent (repair limits, too old)
     decoders_started: int  # 0 while forwarding encoded media
+    # pipes between workers (docs/sfu.md, "Pipes between workers")
+    pipe_streams_out: int
+    pipe_streams_in: int
+    packets_piped_out: int
+    packets_piped_in: int
+    bytes_piped_out: int
+    bytes_piped_in: int
+    pipe_datagrams_dropped: int
 
 
 class PageQuery(Request):

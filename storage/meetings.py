@@ -104,7 +104,12 @@ async def end_meeting(session: AsyncSession, meeting: Meeting) -> list[Participa
 
 
 async def join_meeting(
-    session: AsyncSession, room_id: str, user_id: int, *, hold: timedelta | None = None
+    session: AsyncSession,
+    room_id: str,
+    user_id: int,
+    *,
+    hold: timedelta | None = None,
+    worker_id: str | None = None,
 ) -> JoinResult:
     """Open a visit, refusing an ended or full meeting.
 
@@ -158,6 +163,7 @@ async def join_meeting(
     if hold is None:
         visit = held or Participation(meeting_id=meeting_id, user_id=user_id, joined_at=now)
         visit.held_until = None
+        visit.worker_id = worker_id
     else:
         visit = live or held or Participation(meeting_id=meeting_id, user_id=user_id, joined_at=now)
         if visit is not live:
@@ -172,10 +178,36 @@ async def join_meeting(
 
 
 async def close_open_visits(session: AsyncSession) -> int:
-    """At start-up: an open visit is a connection of a previous run of the server (one
-    process serves every meeting), so it has ended. Returns how many were closed."""
+    """At start-up of a single process: an open visit is a connection of a previous run of
+    the server, so it has ended. Returns how many were closed."""
     result = await session.execute(
         update(Participation).where(Participation.left_at.is_(None)).values(left_at=utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def visit_workers(session: AsyncSession) -> set[str]:
+    """The workers that carry open, live visits (several workers: docs/scaling.md)."""
+    rows = await session.scalars(
+        select(Participation.worker_id)
+        .where(
+            Participation.left_at.is_(None),
+            Participation.held_until.is_(None),
+            Participation.worker_id.is_not(None),
+        )
+        .distinct()
+    )
+    return {worker for worker in rows if worker is not None}
+
+
+async def close_visits_of(session: AsyncSession, worker_ids: Sequence[str]) -> int:
+    """The workers are gone: the visits their sockets carried have ended."""
+    if not worker_ids:
+        return 0
+    result = await session.execute(
+        update(Participation)
+        .where(Participation.left_at.is_(None), Participation.worker_id.in_(worker_ids))
+        .values(left_at=utcnow())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

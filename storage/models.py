@@ -116,6 +116,9 @@ class Participation(Base):
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     held_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The worker whose socket carries the visit (several workers: docs/scaling.md); visits of a
+    # worker that is gone are closed by the others.
+    worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The last media state the participant announced (signaling `media-state`).
     microphone_on: Mapped[bool] = mapped_column(Boolean, default=False)
     camera_on: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -105,7 +105,8 @@ async def test_a_meeting_scraped(api, make_user, people, clients):
     assert value(samples, "tertulia_publications") == 4
     assert value(samples, "tertulia_forwarded_streams") == 4
     assert value(samples, "tertulia_recordings_active") == 1
-    assert value(samples, "tertulia_pipe_streams") == 0
+    assert value(samples, "tertulia_pipe_streams", direction="out") == 0  # one worker
+    assert value(samples, "tertulia_pipe_streams", direction="in") == 0
     assert value(samples, "tertulia_composition_jobs", state="queued") == 0
     assert value(samples, "tertulia_composition_jobs", state="running") == 0
     received = value(samples, "tertulia_media_received_packets_total")

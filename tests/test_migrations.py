@@ -30,7 +30,7 @@ async def test_downgrade_to_the_previous_revision_and_up_again(database):
 
     def down(connection: Connection) -> None:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
+        command.downgrade(config, "0007")
 
     async with database.engine.begin() as conn:
         await conn.run_sync(down)

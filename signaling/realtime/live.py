@@ -22,6 +22,7 @@ from aiohttp import web
 from rtp.types import SlotAssignment, Source
 from sfu import MediaServer
 from signaling.cluster import Audience, Cluster
+from signaling.piping import MEDIA_CHANGED, Piping
 
 from .events import (
     ActiveSpeaker,
@@ -255,9 +256,14 @@ class LiveMeetings:
     """The rooms with people in them on this worker; with a `Cluster`, also what the other
     workers of the deployment say about the same meetings."""
 
-    def __init__(self, media: MediaServer, cluster: Cluster | None = None) -> None:
+    def __init__(
+        self, media: MediaServer, cluster: Cluster | None = None, video_codec: str = "VP8"
+    ) -> None:
         self.media = media
         self.cluster = cluster
+        # media across workers: which publications each worker pipes to which
+        self.piping = Piping(media, cluster, video_codec) if cluster is not None else None
+        self._syncs: set[asyncio.Task[None]] = set()
         self.rooms: dict[str, LiveRoom] = {}
         self._standings: dict[tuple[str, int], Standing] = {}
         # what another worker asks this one to do to a person it holds (moderation.apply)
@@ -269,12 +275,19 @@ class LiveMeetings:
             cluster.on_command = self._commanded
 
     # --- the other workers ----------------------------------------------------------------
+    @property
+    def worker_id(self) -> str | None:
+        """This worker among the deployment's (None: one process, no cluster)."""
+        return self.cluster.worker_id if self.cluster is not None else None
+
     async def entered(self, room: LiveRoom, peer: Peer) -> None:
         """The peer is in: the other workers' people see them (presence) and this worker
         relays the meeting's events from now on."""
         if self.cluster is not None:
             await self.cluster.follow(room.room_id)
             self.announce(peer)
+        if self.piping is not None:
+            await self.piping.sync(room.room_id, here=True)
 
     def announce(self, peer: Peer) -> None:
         """What `welcome` says of the peer changed (media, role, hand): tell presence."""
@@ -287,6 +300,24 @@ class LiveMeetings:
             self.cluster.leave(room.room_id, peer.participant_id)
             if not room.peers:
                 await self.cluster.unfollow(room.room_id)
+        if self.piping is not None:
+            await self.piping.left(room.room_id, peer.participant_id)
+            if not room.peers:
+                await self.piping.sync(room.room_id, here=False)
+
+    async def published(self, room_id: str, participant_id: str, sources: set[Source]) -> None:
+        """After an offer: what the participant publishes now (for the other workers)."""
+        if self.piping is not None:
+            await self.piping.published(room_id, participant_id, sources)
+
+    def _resync(self, room_id: str) -> None:
+        """Pipes to match the meeting's publications again (in the background, in order)."""
+        if self.piping is None:
+            return
+        room = self.rooms.get(room_id)
+        task = asyncio.ensure_future(self.piping.sync(room_id, here=bool(room and room.peers)))
+        self._syncs.add(task)
+        task.add_done_callback(self._syncs.discard)
 
     async def remote_people(self, room_id: str) -> list[ParticipantInfo]:
         """Who the other workers hold in the meeting (empty without a cluster)."""
@@ -313,6 +344,9 @@ class LiveMeetings:
             self.cluster.tell(worker_id, room_id, command)
 
     def _commanded(self, room_id: str, command: dict[str, Any]) -> None:
+        if self.piping is not None and command.get("act") in ("pipe", "unpipe"):
+            self.piping.command(room_id, command)
+            return
         if self.on_command is None:
             return
         task = asyncio.ensure_future(self.on_command(room_id, command))
@@ -321,6 +355,10 @@ class LiveMeetings:
 
     def _relayed(self, room_id: str, event: dict[str, Any], audience: Audience) -> None:
         """An event another worker broadcast in a meeting this worker has people in."""
+        if audience == "workers":
+            if event.get("type") == MEDIA_CHANGED:
+                self._resync(room_id)
+            return
         room = self.rooms.get(room_id)
         if room is None:
             return
@@ -342,7 +380,10 @@ class LiveMeetings:
                 if isinstance(settings, dict) and isinstance(settings.get("enable_chat"), bool):
                     room.enable_chat = settings["enable_chat"]
 
-    def _worker_lost(self, room_id: str, participant_ids: list[str]) -> None:
+    def _worker_lost(self, room_id: str, worker_id: str, participant_ids: list[str]) -> None:
+        if self.piping is not None:
+            self.piping.worker_lost(worker_id)
+            self._resync(room_id)
         room = self.rooms.get(room_id)
         for participant_id in participant_ids if room else []:
             assert room is not None

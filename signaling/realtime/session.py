@@ -492,6 +492,9 @@ class Session:
             self.peer.close(CloseCode.MEDIA_FAILED, LeaveReason.MEDIA_FAILED)
             return
         self._send(Answer(sdp=sdp, ref=offer.id))
+        await self.app[LIVE].published(
+            self.room.room_id, self.peer.participant_id, set(offer.tracks.values())
+        )
 
     def _receive(self, message: Receive) -> None:
         self.app[LIVE].media.set_receive(

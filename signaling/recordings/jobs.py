@@ -101,6 +101,15 @@ class ComposeQueue:
         if self._process is not None and self._process.returncode is None:
             self._process.kill()
 
+    @property
+    def queued(self) -> int:
+        """Recordings waiting for composition in this process."""
+        return self._queue.qsize()
+
+    @property
+    def composing(self) -> bool:
+        return self._composing is not None
+
     def enqueue(self, recording_id: int) -> None:
         """Compose soon: here when this process leads, else the leader finds it ('processing')."""
         if not self.leadership.is_leader:
