@@ -468,6 +468,7 @@ class Bot:
             probe_factory=lambda receiver, mid, kind, codec: LatencyProbe(
                 self, receiver, mid, kind, codec
             ),
+            answer_applied=lambda: self.worker.call("answer_applied", ROOM, self.pid),
         )
         worker.sinks[pid] = self._event
 

@@ -75,6 +75,7 @@ class MediaPeer:
         probe_factory: ProbeFactory | None = None,
         clips: Mapping[Source, Clip] | None = None,
         audio_level: int = MIC_LEVEL,
+        answer_applied: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.clip = clip  # what every source sends unless `clips` names another for it
         self.clips: dict[Source, Clip] = dict(clips or {})
@@ -82,6 +83,7 @@ class MediaPeer:
         self._track_factory = track_factory or _clip_track
         self._probe_factory = probe_factory or _receive_probe
         self._negotiate = negotiate
+        self._answer_applied = answer_applied  # tells the server (`answer-applied`)
         self.ice_host_addresses = ice_host_addresses
         self.pc = RTCPeerConnection(
             RTCConfiguration(iceServers=ice_servers or [], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
@@ -174,6 +176,8 @@ class MediaPeer:
             answer = await self._negotiate(self.pc.localDescription.sdp, self.published)
             await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             self.offers += 1
+            if self._answer_applied is not None:
+                await self._answer_applied()  # new receive slots may send now
 
     def set_slots(self, slots: list[SlotAssignment]) -> None:
         self.slots = slots

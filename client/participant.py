@@ -67,6 +67,7 @@ class Participant:
             probe_factory=self._probe_factory,
             clips=self.clips,
             audio_level=self.audio_level,
+            answer_applied=lambda: self.signaling.send({"type": "answer-applied"}),
         )
         self.signaling.on("renegotiate", self._on_renegotiate)
         self.signaling.on("tracks", self._on_tracks)

@@ -90,6 +90,10 @@ class Slot(Protocol):
 
     def set_source(self, publication: Publication | None) -> None: ...
 
+    def hold(self, seconds: float) -> None: ...
+
+    def release(self) -> None: ...
+
     def stop(self) -> None: ...
 
 
@@ -313,6 +317,12 @@ class SlotTrack(MediaStreamTrack):
         self.waiting_for_keyframe = kind == "video"
         self.port: SenderPort | None = None
         self._open_port = open_port
+        # A new m-line: until the subscriber has applied the answer that created it, what
+        # this slot sends is lost or, in aiortc, routed to another receiver by payload type
+        # (the new SSRC is not known yet), so a keyframe sent then arrives broken. Held
+        # slots send nothing; `release` (the client's `answer-applied`) or this deadline
+        # (clients that never say it) opens them, and they start at the next keyframe.
+        self._held_until: float | None = None
         self._stopped = asyncio.Event()
         self._gap = SWITCH_GAP[kind]
         # Output stream state: continues across publisher switches.
@@ -357,6 +367,25 @@ class SlotTrack(MediaStreamTrack):
     def idle(self) -> bool:
         return self.source is None
 
+    @property
+    def held(self) -> bool:
+        return self._held_until is not None
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for at most `seconds` (a new m-line, see `__init__`); only before
+        the slot's first packet, when its port is not open yet."""
+        if self.port is None:
+            self._held_until = time.monotonic() + seconds
+
+    def release(self) -> None:
+        """The subscriber applied the answer: send from the next keyframe on, and ask for
+        one (a keyframe that came while held reached nobody)."""
+        if self._held_until is None:
+            return
+        self._held_until = None
+        if self.source is not None and self.waiting_for_keyframe:
+            self.source.request_keyframe()
+
     def set_source(self, publication: Publication | None) -> None:
         """Switch the publisher this slot forwards (None = idle)."""
         if self.source is publication:
@@ -390,6 +419,10 @@ class SlotTrack(MediaStreamTrack):
         """
         port = self.port
         if port is None:
+            if self._held_until is not None:
+                if time.monotonic() < self._held_until:
+                    return  # the subscriber may not know this m-line yet (see `hold`)
+                self._held_until = None
             if self._open_port is None or (port := self._open_port()) is None:
                 return  # the subscriber's transport is not up yet
             self.port = port

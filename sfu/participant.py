@@ -20,6 +20,10 @@ from .ice import announce_address, gathering, reserve_host_ports, rtc_configurat
 from .sdp import check_track_map, parse_offer, restrict_codecs
 from .strategies import Forwarding
 
+# How long a new receive slot waits for the client's `answer-applied` before it sends anyway
+# (clients that never say it): what it sends before the answer is applied is lost.
+ANSWER_APPLY_GRACE_S = 1.0
+
 logger = logging.getLogger(__name__)
 
 
@@ -160,7 +164,9 @@ class Participant:
             elif media.direction in ("recvonly", "sendrecv") and media.port != 0:
                 transceiver.direction = "sendonly"
                 if mid not in self.slots:
-                    self.slots[mid] = self.forwarding.new_slot(transceiver)
+                    new = self.forwarding.new_slot(transceiver)
+                    new.hold(ANSWER_APPLY_GRACE_S)
+                    self.slots[mid] = new
                     added[transceiver.kind] += 1  # type: ignore[index]
             else:
                 transceiver.direction = "inactive"
@@ -200,6 +206,11 @@ class Participant:
             self.forwarding.unpublish(transceiver)
         self.publications.pop(source).close()
         logger.info("participant %s/%s unpublished %s", self.room_id, self.id, source)
+
+    def answer_applied(self) -> None:
+        """The client applied the last answer: its new receive slots may send."""
+        for slot in self.slots.values():
+            slot.release()
 
     # ------------------------------------------------------------ receiving
     def receive(self, wanted: Sequence[Publication]) -> None:

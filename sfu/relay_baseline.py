@@ -97,6 +97,12 @@ class RelaySlotTrack(MediaStreamTrack):
     def idle(self) -> bool:
         return self.source is None
 
+    def hold(self, seconds: float) -> None:
+        """Nothing to hold: aiortc's own sender starts with a keyframe from its encoder."""
+
+    def release(self) -> None:
+        pass
+
     def set_source(self, publication: Publication | None) -> None:
         if self.source is publication:
             return

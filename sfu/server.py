@@ -96,6 +96,15 @@ class MediaServer:
         room.reconcile()
         logger.info("participant %s left room %s", participant_id, room_id)
 
+    def answer_applied(self, room_id: str, participant_id: str) -> None:
+        """The client applied the last answer (the protocol's `answer-applied`): the receive
+        slots it created may send from their next keyframe on. Idempotent; nothing happens
+        for someone who has not offered yet."""
+        room = self._rooms.get(room_id)
+        participant = room.participants.get(participant_id) if room else None
+        if participant is not None:
+            participant.answer_applied()
+
     def set_receive(self, room_id: str, participant_id: str, policy: ReceivePolicy) -> None:
         """What the participant wants forwarded from now on (the protocol's `receive`)."""
         room = self._rooms.get(room_id)

@@ -76,6 +76,9 @@ class Peer:
 
     def __post_init__(self) -> None:
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SEND_QUEUE_LIMIT)
+        # What is raised while the person is being seated (the media server asking for
+        # slots, events relayed from other workers) waits here: `welcome` goes out first.
+        self._before_welcome: list[dict[str, Any]] | None = []
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.participant_id}")
 
     def describe(self) -> ParticipantInfo:
@@ -97,9 +100,21 @@ class Peer:
     def send(self, event: ServerEvent) -> None:
         self.send_dumped(event.dump())
 
+    def welcome(self, event: ServerEvent) -> None:
+        """Send `welcome`, then what was raised while seating (in order)."""
+        held, self._before_welcome = self._before_welcome or [], None
+        self.send(event)
+        for dumped in held:
+            self.send_dumped(dumped)
+
     def send_dumped(self, event: dict[str, Any]) -> None:
         """Queue an event; a client that cannot keep up is disconnected, not waited for."""
         if self.closing.is_set():
+            return
+        if self._before_welcome is not None:
+            self._before_welcome.append(event)
+            if len(self._before_welcome) > SEND_QUEUE_LIMIT:
+                self.close(CloseCode.FLOOD, LeaveReason.FLOOD)
             return
         try:
             self._queue.put_nowait(event)

@@ -38,6 +38,12 @@ class Offer(ClientMessage):
     tracks: dict[Mid, Source] = Field(default_factory=dict, max_length=8)
 
 
+class AnswerApplied(ClientMessage):
+    """The client applied the last `answer`: its new receive slots may start sending."""
+
+    type: Literal["answer-applied"]
+
+
 class MediaState(ClientMessage):
     type: Literal["media-state"]
     participant_id: Annotated[str, StringConstraints(max_length=64)] | None = None  # own only
@@ -163,6 +169,7 @@ ModerationMessage = (
 AnyClientMessage = Annotated[
     Hello
     | Offer
+    | AnswerApplied
     | MediaState
     | Receive
     | Chat

@@ -59,6 +59,7 @@ from .live import LiveRoom, Peer, Waiter
 from .messages import (
     CLIENT_MESSAGE,
     CLIENT_TYPES,
+    AnswerApplied,
     Chat,
     ClientMessage,
     EndMeeting,
@@ -306,7 +307,7 @@ async def _seat(
     if peer.standing.blocked:  # muted by a moderator before this connection
         live.media.block(room_id, peer.participant_id, frozenset(peer.standing.blocked))
     speakers = live.media.speakers(room_id)
-    peer.send(
+    peer.welcome(
         Welcome(
             participant_id=peer.participant_id,
             you=peer.describe(),
@@ -435,6 +436,8 @@ class Session:
         match message:
             case Offer():
                 await self._offer(message)
+            case AnswerApplied():
+                self.app[LIVE].media.answer_applied(self.room.room_id, self.peer.participant_id)
             case MediaState():
                 await self._media_state(message)
             case Receive():

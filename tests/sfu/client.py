@@ -48,7 +48,11 @@ class ClientPeer:
             ice_host_addresses=LOOPBACK,
             clips=self.clips,
             audio_level=self.audio_level,
+            answer_applied=self._answer_applied,
         )
+
+    async def _answer_applied(self) -> None:
+        self.server.answer_applied(self.room, self.pid)
 
     async def _negotiate(self, sdp: str, published: Mapping[str, Source]) -> str:
         return await self.server.negotiate(self.room, self.pid, sdp, published)

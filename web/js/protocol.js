@@ -805,6 +805,8 @@ export class MeetingSession extends EventTarget {
     const answer = await this.request({ type: "offer", sdp: pc.localDescription.sdp, tracks });
     if (pc !== this.pc) return;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    // New receive slots send nothing until the server knows their m-lines are applied here.
+    this.send({ type: "answer-applied" });
     this._emit("tracks", { slots: this.slots });
   }
 
