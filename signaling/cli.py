@@ -107,14 +107,19 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     count = worker_count(settings, args.workers or settings.workers)
     if count == 1:
         return _serve_worker(settings, reuse_port=False)
+    if settings.metrics_port is not None and settings.metrics_port + count - 1 > 65535:
+        raise ConfigError(f"TERTULIA_METRICS_PORT: {count} workers need ports up to 65535")
     _migrate(settings, args)  # once, before the workers start
     log.info("starting %d workers on %s:%s", count, settings.host, settings.port)
     return supervise(count, functools.partial(_run_worker, settings))
 
 
-def _run_worker(settings: Settings, _index: int) -> None:
-    """One worker process (spawned: it configures its own logging)."""
+def _run_worker(settings: Settings, index: int) -> None:
+    """One worker process (spawned: it configures its own logging). Worker `index` serves
+    its metrics on TERTULIA_METRICS_PORT + index."""
     logs.configure(settings.log_level, settings.log_format)
+    if settings.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": settings.metrics_port + index})
     sys.exit(_serve_worker(settings, reuse_port=True))
 
 

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # Operations (docs/deploy.md): logs as JSON lines; who may read /metrics besides loopback.
     log_format: Literal["text", "json"] = "text"
     metrics_allow: str = ""  # comma-separated addresses or networks
+    # /metrics on a port of its own as well (on `host`): worker i of `serve --workers N` on
+    # metrics_port + i, so Prometheus scrapes each worker (they share the main port).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # ICE for real networks: a fixed UDP port range for media, and TURN REST API credentials
     # (a secret shared with coturn's static-auth-secret) handed to each participant.
     ice_port_min: int | None = Field(default=None, ge=1024, le=65535)

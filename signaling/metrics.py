@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -36,6 +37,8 @@ from prometheus_client.registry import Collector
 from signaling.addresses import client_address, trusted_networks
 from signaling.keys import JOBS, LIVE, RECORDINGS, SETTINGS
 from signaling.version import VERSION
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -263,11 +266,39 @@ def may_scrape(request: web.Request, allow: str, trusted_proxies: str) -> bool:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
+    return await _page(request, request.app)
+
+
+async def _page(request: web.Request, app: web.Application) -> web.Response:
+    settings = app[SETTINGS]
     if not may_scrape(request, settings.metrics_allow, settings.trusted_proxies):
         raise web.HTTPNotFound()
-    body = await request.app[METRICS].exposition()
+    body = await app[METRICS].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _own_port(app: web.Application) -> AsyncIterator[None]:
+    """`TERTULIA_METRICS_PORT`: the same page on a port of this worker's own (workers share
+    the main port, so a scrape there reaches whichever worker the kernel picks). Only
+    `/metrics` is served there, with the same rule on who may read it."""
+    settings = app[SETTINGS]
+    if settings.metrics_port is None:
+        yield
+        return
+    page = web.Application()
+
+    async def handler(request: web.Request) -> web.Response:
+        return await _page(request, app)
+
+    page.router.add_get("/metrics", handler)
+    runner = web.AppRunner(page, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.metrics_port).start()
+        log.info("metrics on %s:%d/metrics", settings.host, settings.metrics_port)
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
@@ -283,5 +314,6 @@ def install(app: web.Application) -> None:
     not in the route table nor in OpenAPI). Add `http_metrics` to the app's middlewares."""
     app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(_loop_lag)
+    app.cleanup_ctx.append(_own_port)
     app.on_response_prepare.append(_count_answer)
     app.router.add_get("/metrics", metrics_page)

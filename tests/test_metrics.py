@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from prometheus_client import CollectorRegistry
@@ -248,6 +249,33 @@ async def test_everyone_else_gets_the_plain_404(settings: Settings, database):
         assert (await client.get("/metrics")).status == 200  # loopback itself
     finally:
         await client.close()
+
+
+async def test_a_port_of_its_own(settings: Settings, database):
+    """TERTULIA_METRICS_PORT: the same page on the worker's own port (workers share the main
+    one), only that page there, with the same rule on who reads it."""
+    from tests.test_cli import free_port
+
+    port = free_port()
+    own = settings.model_copy(update={"metrics_port": port})
+    client = TestClient(TestServer(create_app(own, database), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as page:
+                assert page.status == 200
+                samples, _ = parse(await page.text())
+            assert ("tertulia_rooms", frozenset()) in samples
+            async with http.get(f"http://127.0.0.1:{port}/api/health") as other:
+                assert other.status == 404
+            outsider = {"X-Forwarded-For": "203.0.113.9"}  # not from a trusted proxy
+            async with http.get(f"http://127.0.0.1:{port}/metrics", headers=outsider) as page:
+                assert page.status == 404
+    finally:
+        await client.close()
+    with pytest.raises(aiohttp.ClientConnectionError):  # closed with the app
+        async with aiohttp.ClientSession() as http:
+            await http.get(f"http://127.0.0.1:{port}/metrics")
 
 
 def test_the_allow_list_setting_is_checked_at_start(monkeypatch):

@@ -7,16 +7,20 @@ import asyncio
 import os
 import secrets
 import signal
+import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from client.signaling import SignalingClient
 from tests.server_process import ServerProcess
+from tests.turn_process import free_port_range
 
 POSTGRES_URL = os.environ.get("TERTULIA_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TERTULIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -46,7 +50,14 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_url: str, prefix: str) -> Iterator[ServerProcess]:
+def metrics_port() -> int:
+    return free_port_range(2)[0]
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, database_url: str, prefix: str, metrics_port: int
+) -> Iterator[ServerProcess]:
     process = ServerProcess(
         tmp_path / "data",
         TERTULIA_DATABASE_URL=database_url,
@@ -55,6 +66,7 @@ def server(tmp_path: Path, database_url: str, prefix: str) -> Iterator[ServerPro
         TERTULIA_WORKERS="2",
         TERTULIA_WORKER_LEASE_SECONDS="2",
         TERTULIA_ALLOW_REGISTRATION="true",
+        TERTULIA_METRICS_PORT=str(metrics_port),
     )
     yield process
     process.stop()
@@ -88,7 +100,14 @@ async def until(predicate, timeout: float, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_two_workers_one_meeting_and_a_worker_killed(server, prefix):
+def participants_on(port: int) -> int:
+    """`tertulia_participants` as the worker on this metrics port counts them."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+        families = text_string_to_metric_families(page.read().decode())
+        return int(next(f for f in families if f.name == "tertulia_participants").samples[0].value)
+
+
+async def test_two_workers_one_meeting_and_a_worker_killed(server, prefix, metrics_port):
     await asyncio.to_thread(server.start)
     await until(lambda: len(live_workers(prefix)) == 2, 30, "two workers in Redis")
     tokens = []
@@ -134,6 +153,9 @@ async def test_two_workers_one_meeting_and_a_worker_killed(server, prefix):
                 10,
                 "everyone to know everyone",
             )
+        # each worker's metrics on a port of its own count its own people
+        counted = [await asyncio.to_thread(participants_on, metrics_port + i) for i in (0, 1)]
+        assert sorted(counted) == sorted(Counter(where.values()).values())
         await other.request({"type": "chat", "text": "across workers"}, "chat")
         assert (await first.wait_for("chat"))["message"]["text"] == "across workers"
         # kill the other worker outright: its people drop, the others are told, and the
