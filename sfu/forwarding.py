@@ -165,6 +165,9 @@ class Publication:
         # where a microphone's RFC 6464 levels go (the room's speaker detector)
         self.level_sink: Callable[[str, int, int], None] | None = None
         self.closed = False
+        # told when the first consumer (slot, pipe, recorder) comes and the last one goes: a
+        # publication fed through a pipe asks its origin to send only while someone uses it
+        self.on_demand: Callable[[bool], None] | None = None
         self._framer: AudioFramer | VideoFramer | None = None
         # aiortc routes an unknown SSRC by payload type to any receiver using it: accept one
         # SSRC at a time, a new one only once the current one fell silent.
@@ -211,14 +214,27 @@ class Publication:
         for sink in list(self.frame_outputs):
             sink.push(frame)
 
+    @property
+    def wanted(self) -> bool:
+        """Whether anything consumes this publication (a slot, a pipe, the recorder)."""
+        return bool(self.outputs or self.frame_outputs)
+
+    def _demand(self, was_wanted: bool) -> None:
+        if self.on_demand is not None and self.wanted != was_wanted:
+            self.on_demand(not was_wanted)
+
     def attach(self, output: PacketSink) -> None:
         """Forward every packet to `output` from now on (video: from a keyframe on)."""
+        was_wanted = self.wanted
         self.outputs.add(output)
+        self._demand(was_wanted)
         if self.kind == "video":
             self.request_keyframe()
 
     def detach(self, output: PacketSink) -> None:
+        was_wanted = self.wanted
         self.outputs.discard(output)
+        self._demand(was_wanted)
 
     @property
     def framing(self) -> bool:
@@ -233,14 +249,18 @@ class Publication:
                 if self.kind == "video"
                 else AudioFramer(self._on_frame)
             )
+        was_wanted = self.wanted
         self.frame_outputs.add(sink)
+        self._demand(was_wanted)
         if self.kind == "video":
             self.request_keyframe()
 
     def detach_frames(self, sink: FrameSink) -> None:
+        was_wanted = self.wanted
         self.frame_outputs.discard(sink)
         if not self.frame_outputs:
             self._framer = None
+        self._demand(was_wanted)
 
     def _waiting(self) -> bool:
         return any(o.waiting_for_keyframe for o in self.outputs) or any(

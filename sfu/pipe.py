@@ -35,6 +35,14 @@ Control (RTCP):
 * Generic NACK (PT 205, FMT 1), receiver -> origin: sequence numbers lost on the pipe; the
   origin resends them from the pipe's history (512 packets, `rtp.repair` limits). Each gap
   is asked for once; subscribers' own NACKs are answered by B's slots from what they sent.
+* Demand (APP, PT 204, name `TDMD`, subtype 1 = wanted, 0 = idle; SSRC = pipe id),
+  receiver -> origin, video only: whether anything on the receiving server uses the stream (a
+  subscriber's slot shows it, the recorder records it). An idle pipe sends nothing; wanted
+  again, it restarts like a pipe after a pause (new stream id, from a keyframe). A pipe starts
+  wanted; the receiver says `idle` when media arrives that nobody uses (again at most once a
+  second, in case a datagram was lost), and a PLI counts as `wanted` too (a receiver waiting
+  for a keyframe wants the stream), so a lost datagram costs a second at most. Audio is
+  always sent: every worker's speaker detector hears every microphone.
 * BYE (PT 203), origin -> receiver: the pipe ended (stopped, or the publication went away:
   unpublished, its participant left): the receiver's publication closes at once.
 
@@ -50,6 +58,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterable
 
 from aiortc.rtp import RtpPacket
@@ -76,7 +85,10 @@ _FEEDBACK = struct.Struct("!BBHII")  # ... sender SSRC, media SSRC (RFC 4585)
 _BYE = struct.Struct("!BBHI")
 _SSRC = struct.Struct("!I")
 _FCI = struct.Struct("!HH")  # generic NACK: packet id, bitmask of the 16 following
-RTCP_BYE, RTCP_RTPFB, RTCP_PSFB = 203, 205, 206
+_APP = struct.Struct("!BBHI4s")  # V/subtype, PT, length, SSRC, name (RFC 3550, 6.7)
+RTCP_BYE, RTCP_APP, RTCP_RTPFB, RTCP_PSFB = 203, 204, 205, 206
+DEMAND = b"TDMD"
+IDLE_REPEAT_S = 1.0  # an idle receiver getting media says so again at most this often
 
 Address = tuple[str, int]
 
@@ -155,6 +167,10 @@ def pli_datagram(pipe_id: int) -> bytes:
     return _FEEDBACK.pack(0x81, RTCP_PSFB, 2, 0, pipe_id)
 
 
+def demand_datagram(pipe_id: int, wanted: bool) -> bytes:
+    return _APP.pack(0x80 | int(wanted), RTCP_APP, 2, pipe_id, DEMAND)
+
+
 def bye_datagram(pipe_id: int) -> bytes:
     return _BYE.pack(0x81, RTCP_BYE, 1, pipe_id)
 
@@ -209,6 +225,7 @@ class PipeOut:
         self.payload_type = PAYLOAD_TYPES[codec]
         self.counters = endpoint.counters
         self.paused = False  # the source is blocked by a moderator: nothing leaves
+        self.idle = False  # nothing on the receiving server uses it (video): nothing leaves
         self.keyframe_wanted = False  # the receiver asked; cleared by the next keyframe
         self.ended = False
         self.packets = 0
@@ -233,7 +250,7 @@ class PipeOut:
         audio_level: int | None,
         layers: tuple[int, int, int, int, int] = vp8.NO_LAYERS,
     ) -> None:
-        if self.paused:
+        if self.paused or self.idle:
             return
         if keyframe:
             self.keyframe_wanted = False
@@ -269,14 +286,28 @@ class PipeOut:
         if paused == self.paused:
             return
         self.paused = paused
-        if not paused:
-            self._restarts += 1  # the receiver starts again at a keyframe: ask for one
-            self.keyframe_wanted = self.publication.kind == "video"
-            self.publication.request_keyframe()
+        if not paused and not self.idle:
+            self._restart()
+
+    def demand(self, wanted: bool) -> None:
+        """The receiver uses the stream (or no longer does): send it, or stop (video)."""
+        if self.publication.kind != "video" or wanted != self.idle:
+            return
+        self.idle = not wanted
+        if wanted and not self.paused:
+            self._restart()
+
+    def _restart(self) -> None:
+        self._restarts += 1  # the receiver starts again at a keyframe: ask for one
+        self.keyframe_wanted = self.publication.kind == "video"
+        self.publication.request_keyframe()
 
     def keyframe_request(self) -> None:
-        """A PLI from the receiver: the publication's own (rate-limited) request path."""
-        if self.publication.kind == "video" and not self.paused:
+        """A PLI from the receiver: the publication's own (rate-limited) request path. The
+        receiver wants the stream, whatever it said before."""
+        if self.idle:
+            self.demand(True)
+        elif self.publication.kind == "video" and not self.paused:
             self.keyframe_wanted = True
             self.publication.request_keyframe()
 
@@ -292,6 +323,7 @@ class PipeOut:
                 or entry[0] != seq
                 or entry[1] != self._stream  # of a stream the receiver no longer takes
                 or self.paused
+                or self.idle
                 or not self._repair.allow(seq, self.packets)
             ):
                 counters.retransmissions_refused += 1
@@ -335,9 +367,12 @@ class PipeIn:
         self.publication = Publication(
             participant_id, source, kind, self.request_keyframe, endpoint.counters, video_codec
         )
+        if kind == "video":
+            self.publication.on_demand = self._demand
         self.ended = False
         self.packets = 0
         self.nacks_sent = 0
+        self._idle_said = -IDLE_REPEAT_S  # when `idle` was last sent
         self._stream: int | None = None
         self._newest = 0  # newest sequence number of the current stream
         self._on_end = on_end
@@ -361,6 +396,10 @@ class PipeIn:
         if level is not None:
             packet.extensions.audio_level = (level >= 0x80, level & 0x7F)
         publication = self.publication
+        if not (publication.outputs or publication.frame_outputs) and publication.kind == "video":
+            now = time.monotonic()  # nobody here uses it: tell the origin (again)
+            if now - self._idle_said >= IDLE_REPEAT_S:
+                self._demand(False)
         if publication.framing:  # the recorder re-assembles frames: depayload as aiortc does
             try:
                 aiortc_hooks.set_depayloaded(packet, self.codec)
@@ -375,6 +414,13 @@ class PipeIn:
     def request_keyframe(self, media_ssrc: int) -> None:
         """The publication's upstream: a PLI to the origin (rate-limited by the publication)."""
         self.endpoint.send(pli_datagram(self.pipe_id), self.origin)
+
+    def _demand(self, wanted: bool) -> None:
+        """Someone here started (or stopped) using the stream: tell the origin."""
+        if not wanted:
+            self._idle_said = time.monotonic()
+        if not self.ended:
+            self.endpoint.send(demand_datagram(self.pipe_id, wanted), self.origin)
 
     def end(self) -> None:
         """Close the publication (its slots fall idle, its recording ends) and forget the
@@ -575,6 +621,16 @@ class PipeEndpoint:
                         out.keyframe_request()
                     else:
                         out.repair(nacked(data[position + 12 : end]))
+            elif (
+                kind == RTCP_APP
+                and end - position >= 12
+                and data[position + 8 : position + 12] == DEMAND
+            ):
+                (pipe_id,) = _SSRC.unpack_from(data, position + 4)
+                out = self.outgoing.get(pipe_id)
+                if self._from_peer(out.destination if out else None, address):
+                    assert out is not None
+                    out.demand(bool(count & 1))
             elif kind == RTCP_BYE and count and end - position >= 4 + 4 * count:
                 for i in range(count):
                     (pipe_id,) = _SSRC.unpack_from(data, position + 4 + 4 * i)

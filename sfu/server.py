@@ -342,6 +342,10 @@ class MediaServer:
             # payload bytes, datagrams dropped (malformed, unknown pipe, wrong sender)
             "pipe_streams_out": len(self._pipes.outgoing) if self._pipes else 0,
             "pipe_streams_in": len(self._pipes.incoming) if self._pipes else 0,
+            # outgoing video pipes that send nothing now: nobody on the far side uses them
+            "pipe_streams_idle": (
+                sum(out.idle for out in self._pipes.outgoing.values()) if self._pipes else 0
+            ),
             "packets_piped_out": self.counters.packets_piped_out,
             "packets_piped_in": self.counters.packets_piped_in,
             "bytes_piped_out": self.counters.bytes_piped_out,

@@ -124,6 +124,7 @@ class LiveCollector(Collector):
         )
         pipes.add_metric(["out"], stats.get("pipe_streams_out", 0))
         pipes.add_metric(["in"], stats.get("pipe_streams_in", 0))
+        pipes.add_metric(["idle"], stats.get("pipe_streams_idle", 0))
         yield pipes
         if RECORDINGS in app:
             yield _gauge(

@@ -346,6 +346,7 @@ class MediaStats(BaseModel):
     # pipes between workers (docs/sfu.md, "Pipes between workers")
     pipe_streams_out: int
     pipe_streams_in: int
+    pipe_streams_idle: int  # of pipe_streams_out: video nobody on the far side uses now
     packets_piped_out: int
     packets_piped_in: int
     bytes_piped_out: int
