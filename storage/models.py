@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -186,6 +187,15 @@ class Recording(Base):
         ),
         Index("ix_recordings_meeting_id", "meeting_id"),
         Index("ix_recordings_started_at", "started_at"),
+        # One recording in progress per meeting, deployment-wide: two workers asked at once
+        # cannot both start one (the second insert fails), and a hand-over is claimed once.
+        Index(
+            "uq_recordings_one_live",
+            "meeting_id",
+            unique=True,
+            sqlite_where=text("state = 'recording'"),
+            postgresql_where=text("state = 'recording'"),
+        ),
         {"sqlite_autoincrement": True},  # ids are never reused: the audit trail refers to them
     )
 

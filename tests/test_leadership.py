@@ -56,11 +56,14 @@ async def test_recovery_takes_only_expired_leases(database, settings):
         host = await users.create_user(
             db, email="h@example.org", display_name="H", password_hash="x"
         )
-        meeting = await meetings.create_meeting(db, host_id=host.id, title="m")
-        live = await _recording(db, meeting.id, state="recording", heartbeat_ago=5)
-        dead = await _recording(db, meeting.id, state="recording", heartbeat_ago=60)
-        old = await _recording(db, meeting.id, state="recording", heartbeat_ago=None)
-        stopped = await _recording(db, meeting.id, state="processing", heartbeat_ago=60)
+        # one meeting each: a meeting has at most one recording in progress
+        ids_of = [
+            (await meetings.create_meeting(db, host_id=host.id, title="m")).id for _ in "abcd"
+        ]
+        live = await _recording(db, ids_of[0], state="recording", heartbeat_ago=5)
+        dead = await _recording(db, ids_of[1], state="recording", heartbeat_ago=60)
+        old = await _recording(db, ids_of[2], state="recording", heartbeat_ago=None)
+        stopped = await _recording(db, ids_of[3], state="processing", heartbeat_ago=60)
         ids = live.id, dead.id, old.id, stopped.id
     jobs = ComposeQueue(settings.model_copy(update={"recording_lease_seconds": 30}), database)
     jobs.leadership.start()

@@ -28,12 +28,16 @@ from storage.types import utcnow
 COMPOSABLE = ("failed", "interrupted", "ready")
 
 
-async def begin(db: AsyncSession, *, meeting_id: int, started_by_id: int) -> Recording:
+async def begin(
+    db: AsyncSession, *, meeting_id: int, started_by_id: int | None, worker_id: str = WORKER_ID
+) -> Recording:
+    """A new recording made by `worker_id`. Raises sqlalchemy's IntegrityError when the
+    meeting already has one in progress (the partial unique index, deployment-wide)."""
     recording = await recordings.create_recording(
         db, meeting_id=meeting_id, started_by_id=started_by_id, directory=""
     )
     recording.directory = f"recordings/{recording.id}"  # relative to the data directory
-    recording.worker_id, recording.heartbeat_at = WORKER_ID, utcnow()  # the lease starts
+    recording.worker_id, recording.heartbeat_at = worker_id, utcnow()  # the lease starts
     return recording
 
 
