@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -15,11 +16,13 @@ from signaling.admission import WaitingRoom
 from signaling.audit import AuditLog
 from signaling.cluster import Cluster
 from signaling.config import Settings, ensure_data_dir, jwt_secret
+from signaling.drain import Drain
 from signaling.errors import error_middleware
 from signaling.handlers import ROUTES
 from signaling.keys import (
     AUDIT,
     DATABASE,
+    DRAIN,
     HANDSHAKES,
     JOBS,
     LIFECYCLE,
@@ -41,6 +44,7 @@ from signaling.moderation import Moderation
 from signaling.realtime.limits import PendingHandshakes
 from signaling.realtime.live import LiveMeetings
 from signaling.recordings.control import RecordingControl
+from signaling.recordings.handover import HandOver
 from signaling.recordings.jobs import ComposeQueue
 from signaling.throttle import RefusalSampler, SignInThrottle
 from signaling.tokens import TokenService
@@ -127,7 +131,10 @@ async def _media_context(app: web.Application) -> AsyncIterator[None]:
     app[LIVE], app[JOBS], app[RECORDINGS], app[MEETINGS] = live, jobs, recordings, meetings_
     app[AUDIT], app[WAITING_ROOM], app[LIFECYCLE] = audit, waiting_room, lifecycle
     app[MODERATION] = moderation = Moderation(database, live, meetings_, waiting_room, audit)
-    live.on_command = moderation.apply  # what other workers decided about people held here
+    handover = HandOver(recordings, audit)
+    app[DRAIN] = Drain(live, handover, app[HANDSHAKES])
+    # what other workers ask of this one: moderation of people held here, and recordings
+    live.on_command = _commands(moderation, recordings, handover)
     await jobs.start()
     recordings.keep_leases()
     lifecycle.start()
@@ -141,10 +148,29 @@ async def _media_context(app: web.Application) -> AsyncIterator[None]:
         await cluster.close()
 
 
+def _commands(
+    moderation: Moderation, recordings: RecordingControl, handover: HandOver
+) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """What other workers ask of this one, by act: a decision's effect on a person this
+    worker holds (moderation), or a recording this worker makes or could take over."""
+
+    async def carry_out(room_id: str, command: dict[str, Any]) -> None:
+        match command.get("act"):
+            case "stop-recording":
+                await recordings.command(room_id, command)
+            case "take-over-recording":
+                await handover.take(room_id, command)
+            case _:
+                await moderation.apply(room_id, command)
+
+    return carry_out
+
+
 async def _send_everyone_away(app: web.Application) -> None:
-    """Runs before aiohttp waits for the open WebSocket handlers to finish."""
-    if MEETINGS in app:
-        await app[MEETINGS].shutdown()
+    """Runs once aiohttp has closed the listening socket, before it waits for the open
+    WebSocket handlers to finish: the worker drains (signaling.drain)."""
+    if DRAIN in app:
+        await app[DRAIN].run()
 
 
 def _add_web_client(app: web.Application) -> None:

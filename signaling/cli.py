@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from sfu import AiortcCompatibilityError, check_media_stack
-from signaling import logs
+from signaling import logs, serving
 from signaling.app import create_app
 from signaling.config import ConfigError, Settings, ensure_data_dir, load_settings
 from signaling.passwords import hash_password
@@ -141,20 +141,14 @@ def _serve_worker(settings: Settings, *, reuse_port: bool) -> int:
         log.info("Tertulia is running: open %s", settings.resolved_public_url)
         return app
 
-    loop = _event_loop(settings.event_loop)
-    # keepalive_timeout also bounds how long a connection may take to send a request head:
-    # aiohttp arms it when the connection opens and closes a connection that is still
-    # waiting for a complete request when it fires (slow-header clients included).
-    web.run_app(
+    # until SIGTERM or SIGINT, then the worker drains (signaling.drain)
+    serving.run(
         build(),
+        _event_loop(settings.event_loop),
         host=settings.host,
         port=settings.port,
-        print=None,
-        loop=loop,
+        reuse_port=reuse_port,
         keepalive_timeout=settings.idle_timeout_seconds,
-        shutdown_timeout=10,
-        access_log_class=logs.RequestAccessLogger,
-        reuse_port=reuse_port or None,
     )
     return 0
 

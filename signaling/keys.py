@@ -7,6 +7,7 @@ from aiohttp import web
 from signaling.admission import WaitingRoom
 from signaling.audit import AuditLog
 from signaling.config import Settings
+from signaling.drain import Drain
 from signaling.lifecycle import Lifecycle
 from signaling.meetings import MeetingService
 from signaling.moderation import Moderation
@@ -33,3 +34,4 @@ AUDIT = web.AppKey("audit", AuditLog)
 WAITING_ROOM = web.AppKey("waiting_room", WaitingRoom)
 MODERATION = web.AppKey("moderation", Moderation)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+DRAIN = web.AppKey("drain", Drain)

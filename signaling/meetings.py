@@ -196,11 +196,12 @@ class MeetingService:
         self.live.end(room_id, reason)
 
     async def left(self, room_id: str) -> None:
-        """Someone left: once nobody is inside, stop the recording and forget the room."""
+        """Someone left: once nobody is inside on this worker, forget the room, and stop the
+        recording once nobody is left on any worker."""
         room = self.live.rooms.get(room_id)
         if room is None or room.peers:
             return
-        await self.recordings.stop(room_id, None, reason="everyone left")
+        await self.recordings.everyone_left(room_id)
         self.live.forget_if_empty(room_id)  # unless someone came in meanwhile
 
     async def shutdown(self) -> None:

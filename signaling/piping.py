@@ -2,8 +2,10 @@
 
 Each worker writes what its participants publish to the meeting's media hash in Redis
 (`{prefix}:room:{room}:media`: "participant/source" → worker, kind, codec and that worker's
-pipe address) and tells the others something changed. A worker with people in the meeting
-keeps one incoming pipe for every publication of every other live worker: it opens the
+pipe address) and tells the others something changed. A worker that takes part in the meeting
+— it holds people of it, or it records it (`LiveMeetings.keeps`: the recorder must have every
+track, whichever worker it comes from, even after its own people left) — keeps one incoming
+pipe for every publication of every other live worker: it opens the
 receiving end (`MediaServer.add_remote_publication`) and asks the origin, through the origin's
 command channel, to send (`MediaServer.start_pipe`). Each stream therefore crosses to a worker
 once, however many of that worker's people receive it, and every worker hears every microphone,
@@ -11,7 +13,8 @@ so all speaker detectors agree. Video is piped whether or not a receiver shows i
 demand is the next step.
 
 `sync` is idempotent and is what every trigger calls: this worker's first person entering,
-another worker's publications changing, a worker dying.
+its last one leaving, a recording starting or stopping here, another worker's publications
+changing, a worker dying.
 """
 
 from __future__ import annotations
@@ -83,8 +86,8 @@ class Piping:
 
     # --- what this worker receives ------------------------------------------------------------
     async def sync(self, room_id: str, *, here: bool) -> None:
-        """Receive every publication of the other live workers while this worker has people
-        in the meeting (`here`), none otherwise."""
+        """Receive every publication of the other live workers while this worker takes part
+        in the meeting (`here`: people here, or recording it), none otherwise."""
         room = self.rooms.setdefault(room_id, _Room())
         async with room.lock:
             await self._sync(room_id, room, here=here)

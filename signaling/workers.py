@@ -9,7 +9,10 @@ needs `TERTULIA_REDIS_URL` and a database they share (PostgreSQL).
 
 The parent process migrates the database once, starts the workers, restarts one that dies
 (with a pause, so a worker that cannot start does not spin), and on SIGTERM or SIGINT passes
-the signal on and waits for them to drain.
+the signal on and waits for them to drain (`signaling.drain`: each stops listening, hands its
+recordings over, and tells its clients to reconnect, which they do on another node). A
+SIGTERM sent to one worker alone drains that worker only: its people move to the others and
+a fresh worker takes its place, a restart with nobody dropped.
 """
 
 from __future__ import annotations
@@ -73,7 +76,9 @@ def supervise(count: int, run_worker: Callable[[int], None]) -> int:
             time.sleep(0.2)
             for index, process in list(processes.items()):
                 if not process.is_alive() and not stopping:
-                    log.error("worker %d exited with %s; restarting it", index, process.exitcode)
+                    # 0: it was drained on purpose (SIGTERM to it alone); else it died
+                    report = log.info if process.exitcode == 0 else log.error
+                    report("worker %d exited with %s; restarting it", index, process.exitcode)
                     time.sleep(RESTART_PAUSE_SECONDS)
                     start(index)
         deadline = time.monotonic() + STOP_GRACE_SECONDS

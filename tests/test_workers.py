@@ -181,3 +181,91 @@ async def test_two_workers_one_meeting_and_a_worker_killed(server, prefix, metri
     server.stop()
     assert server.process is not None and server.process.returncode == 0
     await until(lambda: live_workers(prefix) == [], 10, "the workers' leases to go")
+
+
+async def recording_rows(database_url: str) -> dict[int, tuple[str, str | None]]:
+    """recording id → (state, worker id), read from the deployment's database."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(text("SELECT id, state, worker_id FROM recordings"))
+            return {row.id: (row.state, row.worker_id) for row in found}
+    finally:
+        await engine.dispose()
+
+
+async def test_sigterm_drains_a_worker_and_its_recording_goes_on(server, prefix, database_url):
+    """SIGTERM to the worker holding the host (who records): the host is told to reconnect,
+    lands on the other worker and is back in the meeting; the recording is stopped cleanly
+    and continued by the other worker; nothing is marked interrupted."""
+    await asyncio.to_thread(server.start)
+    await until(lambda: len(live_workers(prefix)) == 2, 30, "two workers in Redis")
+    tokens = []
+    for n in range(8):
+        body = {"email": f"d{n}@example.org", "display_name": f"D{n}", "password": PASSWORD}
+        status, _ = await asyncio.to_thread(
+            server.request, "POST", "/api/auth/register", None, body
+        )
+        assert status == 201
+        tokens.append(await asyncio.to_thread(server.login, f"d{n}@example.org", PASSWORD))
+    body = {"title": "Drained", "settings": {"enable_recording": True}}
+    status, meeting = await asyncio.to_thread(
+        server.request, "POST", "/api/meetings", tokens[0], body
+    )
+    assert status == 201
+    room = meeting["room_id"]
+    clients: list[SignalingClient] = []
+    try:
+        host = SignalingClient(server.base_url, room, tokens[0])
+        await host.connect()
+        clients.append(host)
+        for token in tokens[1:]:  # until someone is on the other worker
+            client = SignalingClient(server.base_url, room, token)
+            await client.connect()
+            clients.append(client)
+            if len(set(holders(prefix, room).values())) == 2:
+                break
+        where = holders(prefix, room)
+        victim = where[host.participant_id]
+        stays = next(c for c in clients if where[c.participant_id] != victim)
+        survivor = where[stays.participant_id]
+        moving = [c for c in clients if where[c.participant_id] == victim]
+        await host.send({"type": "start-recording"})
+        first = (await stays.wait_for("recording-started"))["recording_id"]
+        assert (await recording_rows(database_url))[first] == ("recording", victim)
+
+        os.kill(int(victim.split(":")[1]), signal.SIGTERM)
+        for client in moving:  # told to go, then closed with "going away"
+            assert (await client.wait_for("reconnect", timeout=15))["type"] == "reconnect"
+            assert await client.wait_closed(timeout=15) == 1001
+        stopped = await stays.wait_for("recording-stopped", timeout=15)
+        assert (stopped["recording_id"], stopped["reason"]) == (first, "server shutting down")
+        continued = await stays.wait_for("recording-started", timeout=15)
+        second = continued["recording_id"]
+        assert continued["by"] is None
+        # they connect again at once: the drained worker listens no more, so they land on
+        # the other one, back in the same meeting, still being recorded
+        back = []
+        for client in moving:
+            again = SignalingClient(server.base_url, room, client.token)
+            await again.connect()
+            clients.append(again)
+            back.append(again)
+            assert holders(prefix, room)[again.participant_id] == survivor
+            assert again.welcome["recording"] == {"active": True, "recording_id": second}
+            assert stays.participant_id in {
+                p["participant_id"] for p in again.welcome["participants"]
+            }
+        rows = await recording_rows(database_url)
+        assert rows[second] == ("recording", survivor)
+        assert rows[first][0] in ("processing", "ready", "failed"), rows
+        await until(lambda: victim not in live_workers(prefix), 30, "the drained worker to go")
+        await back[0].send({"type": "stop-recording"})
+        await stays.wait_for("recording-stopped", lambda e: e["recording_id"] == second)
+        rows = await recording_rows(database_url)
+        assert all(state not in ("interrupted", "recording") for state, _ in rows.values()), rows
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    server.stop()
+    assert server.process is not None and server.process.returncode == 0
+    await until(lambda: live_workers(prefix) == [], 10, "the workers' leases to go")

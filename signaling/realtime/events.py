@@ -225,13 +225,21 @@ class Pong(ServerEvent):
 class RecordingStarted(ServerEvent):
     type: Literal["recording-started"] = "recording-started"
     recording_id: int
-    by: Person
+    by: Person | None  # None: the server started it (a hand-over from a worker leaving)
 
 
 class RecordingStopped(ServerEvent):
     type: Literal["recording-stopped"] = "recording-stopped"
     recording_id: int
     by: Person | None  # None: the server stopped it (see reason)
+    reason: str
+
+
+class Reconnect(ServerEvent):
+    """This server is leaving (a worker or node drained): connect again now, without the
+    back-off a dropped connection gets; the new connection lands on another worker."""
+
+    type: Literal["reconnect"] = "reconnect"
     reason: str
 
 

@@ -45,6 +45,11 @@ class PendingHandshakes:
         self._count += 1
         return True
 
+    @property
+    def pending(self) -> int:
+        """Sockets in all that have not been seated yet (a draining worker waits for them)."""
+        return self._count
+
     def leave(self, address: str) -> None:
         held = self._open.get(address, 0)
         if held <= 1:

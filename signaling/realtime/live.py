@@ -31,6 +31,7 @@ from .events import (
     MeetingEnded,
     ParticipantInfo,
     ParticipantLeft,
+    Reconnect,
     Renegotiate,
     ServerEvent,
     Slot,
@@ -284,6 +285,12 @@ class LiveMeetings:
         # what another worker asks this one to do to a person it holds (moderation.apply)
         self.on_command: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
         self._commands: set[asyncio.Task[None]] = set()
+        # meetings this worker records: it follows them and pipes their media in while it
+        # does, whether or not it holds anyone's socket there (signaling.recordings)
+        self.recorded: set[str] = set()
+        # the worker is leaving (SIGTERM, signaling.drain): nobody new is seated here
+        self.draining = False
+        self.sessions = 0  # seated sockets not closed yet (signaling.realtime.session)
         if cluster is not None:
             cluster.on_event = self._relayed
             cluster.on_worker_lost = self._worker_lost
@@ -313,12 +320,40 @@ class LiveMeetings:
     async def departed(self, room: LiveRoom, peer: Peer) -> None:
         if self.cluster is not None:
             self.cluster.leave(room.room_id, peer.participant_id)
-            if not room.peers:
+            if not self.keeps(room.room_id):
                 await self.cluster.unfollow(room.room_id)
         if self.piping is not None:
             await self.piping.left(room.room_id, peer.participant_id)
-            if not room.peers:
+            if not self.keeps(room.room_id):
                 await self.piping.sync(room.room_id, here=False)
+
+    def keeps(self, room_id: str) -> bool:
+        """Whether this worker takes part in the meeting: people here, or recording it."""
+        room = self.rooms.get(room_id)
+        return bool(room and room.peers) or room_id in self.recorded
+
+    async def record(self, room_id: str, recording: bool) -> None:
+        """This worker starts (or stopped) recording the meeting: while it records it
+        follows the meeting's events and receives every publication of the other workers,
+        even once its own people have all left."""
+        if recording:
+            self.recorded.add(room_id)
+        else:
+            self.recorded.discard(room_id)
+        here = self.keeps(room_id)
+        if self.cluster is not None:
+            await (self.cluster.follow(room_id) if here else self.cluster.unfollow(room_id))
+        if self.piping is not None:
+            await self.piping.sync(room_id, here=here)
+
+    def broadcast(self, room_id: str, event: ServerEvent) -> None:
+        """To everyone in the meeting, on every worker, whether or not this one holds
+        anyone there (a recording worker whose people have left)."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.broadcast(event)
+        elif self.cluster is not None:
+            self.cluster.publish(room_id, event.dump(), "all")
 
     async def published(self, room_id: str, participant_id: str, sources: set[Source]) -> None:
         """After an offer: what the participant publishes now (for the other workers)."""
@@ -329,8 +364,7 @@ class LiveMeetings:
         """Pipes to match the meeting's publications again (in the background, in order)."""
         if self.piping is None:
             return
-        room = self.rooms.get(room_id)
-        task = asyncio.ensure_future(self.piping.sync(room_id, here=bool(room and room.peers)))
+        task = asyncio.ensure_future(self.piping.sync(room_id, here=self.keeps(room_id)))
         self._syncs.add(task)
         task.add_done_callback(self._syncs.discard)
 
@@ -443,10 +477,14 @@ class LiveMeetings:
             waiter.decide("ended")
 
     def send_everyone_away(self) -> None:
-        """The server is stopping: close every socket with 1001, so clients reconnect (to
-        this server once it is back, or to another one)."""
+        """The server is stopping: tell every client to `reconnect` and close its socket
+        with 1001, so it connects again at once (to another worker or node, or to this
+        server once it is back)."""
+        told = Reconnect(reason="this server is going away: connect again")
         for room in list(self.rooms.values()):
             for peer in list(room.peers.values()):
+                peer.send(told)
                 peer.close(CloseCode.GOING_AWAY, LeaveReason.SERVER_SHUTDOWN)
             for waiter in list(room.waiting.values()):
+                waiter.send(told)
                 waiter.decide("going-away")

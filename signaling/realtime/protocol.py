@@ -38,6 +38,7 @@ class ErrorCode:
     MEDIA_FAILED = "media-failed"
     NOT_ADMITTED = "not-admitted"  # a waiting person sent something other than ping or leave
     MUTED_BY_MODERATOR = "muted-by-moderator"
+    SERVER_DRAINING = "server-draining"  # a hello reached a worker that is leaving
 
 
 class LeaveReason:
@@ -76,4 +77,5 @@ class CloseCode:
     DENIED = 4413  # a moderator refused you at the waiting room
     FLOOD = 4429  # too many messages
     MEDIA_FAILED = 4502  # the media connection (ICE/DTLS) failed
+    DRAINING = 4503  # this worker is leaving: connect again at once (you land elsewhere)
     SERVER_ERROR = 1011

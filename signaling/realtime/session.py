@@ -50,6 +50,7 @@ from .events import (
     MeetingInfo,
     ParticipantJoined,
     Pong,
+    Reconnect,
     ServerEvent,
     Speakers,
     Welcome,
@@ -131,7 +132,11 @@ async def meeting_socket(request: web.Request) -> web.WebSocketResponse:
             return ws
     finally:
         app[HANDSHAKES].leave(address)
-    await session.run()
+    app[LIVE].sessions += 1  # until the socket is closed (a draining worker waits for it)
+    try:
+        await session.run()
+    finally:
+        app[LIVE].sessions -= 1
     return ws
 
 
@@ -180,6 +185,8 @@ async def _join(
     the person's place in the room (replacing an older connection of theirs), and send
     `welcome` to them and `participant-joined` to the rest."""
     hello = await _hello(ws)
+    if app[LIVE].draining:  # this worker is leaving (signaling.drain): another one seats you
+        raise ApiError(503, ErrorCode.SERVER_DRAINING, "this server is going away: connect again")
     actor = Actor(await user_for_token(app, hello.token, address), address)
     admission = await app[MEETINGS].admit(room_id, actor)
     while isinstance(admission, Wait):
@@ -320,7 +327,7 @@ async def _seat(
             participants=[p.describe() for p in room.peers.values() if p is not peer]
             + await live.remote_people(room_id),
             chat=chat_history,
-            recording=app[RECORDINGS].state(room_id),
+            recording=await app[RECORDINGS].state(room_id),
             speakers=Speakers(participant_id=speakers.dominant, recent=list(speakers.recent)),
             ice_servers=client_ice_servers(app[SETTINGS], user.id),
             limits=Limits(
@@ -335,6 +342,9 @@ async def _seat(
     room.broadcast(ParticipantJoined(participant=peer.describe()), skip=peer.participant_id)
     room.refresh_waiting(was_present)
     log.info("participant %s (user %s) joined %s", peer.participant_id, user.id, room_id)
+    if live.draining:  # seated while the worker began to drain: sent on like everyone else
+        peer.send(Reconnect(reason="this server is going away: connect again"))
+        peer.close(CloseCode.GOING_AWAY, LeaveReason.SERVER_SHUTDOWN)
     return Session(app, room, peer)
 
 
