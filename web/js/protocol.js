@@ -116,6 +116,12 @@ const SOURCE_KIND = /** @type {const} */ ({ microphone: "audio", camera: "video"
 export const CAMERA_LAYERS = "L1T3";
 /** @typedef {RTCRtpEncodingParameters & {scalabilityMode?: string}} LayeredEncoding */
 
+/**
+ * A join refused by a server that is leaving (a worker or node draining, docs/protocol.md):
+ * connect again at once, the new connection lands elsewhere.
+ */
+export const CLOSE_DRAINING = 4503;
+
 /** Reconnection back-off: the first retry after 0.5 s, doubling up to 5 s, ±20 % jitter. */
 export const RECONNECT_FIRST_MS = 500;
 export const RECONNECT_MAX_MS = 5000;
@@ -173,6 +179,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  *   `error` {event}: the server's events as they are;
  * - `tracks` {slots}: receive slots changed (also after an answer: transceivers may be new);
  * - `active-speaker` {speakers}: the server's dominant and recent speakers changed;
+ * - `server-leaving` {event}: the server said `reconnect` (it is draining): the next drop is
+ *   followed by a reconnection at once, without back-off;
  * - `reconnect-attempt` {attempt, delayMs}: a reconnection attempt starts (after its delay);
  * - `reconnected` {attempts}: joined again after a drop, with a new peer connection;
  * - `closed` {code, reason, ended, refusal}: the session is over (left, ended, refused,
@@ -258,6 +266,8 @@ export class MeetingSession extends EventTarget {
     this._reconnectRun = 0;
     /** @type {(() => void) | null} ends the reconnection loop's current wait early */
     this._wake = null;
+    /** the server said `reconnect` (it is leaving): reconnect without waiting */
+    this._reconnectAtOnce = false;
     /** @type {Waiting | null} held in the waiting room: the last `waiting` event (null once admitted) */
     this.admission = null;
     /** @type {Map<string, Knock>} the waiting room's queue, oldest first (moderators only) */
@@ -333,15 +343,19 @@ export class MeetingSession extends EventTarget {
     };
     this._setState("connecting");
     this.admission = null;
+    let drained = false;
     for (let attempt = 0; ; attempt++) {
       try {
         return await this._connect();
       } catch (error) {
         // Held in the waiting room when the connection dropped (not refused): knock again, as
-        // a reconnection would, until admitted, refused or the person leaves.
-        if (this.admission && this.autoReconnect && !this._over() && retryable(error)) {
+        // a reconnection would, until admitted, refused or the person leaves. Refused by a
+        // server that is leaving (4503): the same, the first retry at once (it lands elsewhere).
+        const leaving = draining(error);
+        if ((this.admission || leaving) && this.autoReconnect && !this._over() && retryable(error)) {
           this._setState("reconnecting", { code: error instanceof SignalingError ? error.closeCode : null });
-          await this._pause(reconnectDelay(attempt));
+          await this._pause(leaving && !drained ? 0 : reconnectDelay(attempt));
+          drained = drained || leaving;
           if (!this._over()) continue;
           error = new SignalingError("cancelled", "the person left while waiting");
         }
@@ -620,6 +634,12 @@ export class MeetingSession extends EventTarget {
         this.ending = event;
         this._emit("meeting-ending", { event });
         break;
+      case "reconnect":
+        // The server is leaving (draining): its socket closes with 1001 next, and the next
+        // connection, made at once, lands on another worker where the meeting goes on.
+        this._reconnectAtOnce = true;
+        this._emit("server-leaving", { event });
+        break;
       case "error":
         if (!event.ref) this._emit("error", { event });
         break;
@@ -664,8 +684,14 @@ export class MeetingSession extends EventTarget {
       && (this.state === "reconnecting" || this.state === "waiting");
     this.reconnectAttempts = 0;
     this._setState("reconnecting", { code });
+    // Told `reconnect` by a server that is leaving: the first attempt goes at once; so does
+    // the next after a join refused by such a server (4503), but never twice in a row.
+    let atOnce = this._reconnectAtOnce;
+    this._reconnectAtOnce = false;
     for (let attempt = 0; ; attempt++) {
-      const delayMs = reconnectDelay(attempt);
+      const delayMs = atOnce ? 0 : reconnectDelay(attempt);
+      const wasAtOnce = atOnce;
+      atOnce = false;
       await this._pause(delayMs);
       if (!current()) return;
       this.reconnectAttempts = attempt + 1;
@@ -680,6 +706,7 @@ export class MeetingSession extends EventTarget {
           return;
         }
         if (this.state === "waiting") this._setState("reconnecting", { code: error instanceof SignalingError ? error.closeCode : null });
+        atOnce = draining(error) && !wasAtOnce;
         continue; // the server is unreachable or not ready yet: try again after a longer wait
       }
       this.reconnects++;
@@ -1107,6 +1134,14 @@ export class MeetingSession extends EventTarget {
 /** @param {unknown} value @returns {value is Source} */
 function isSource(value) {
   return value === "microphone" || value === "camera" || value === "screen";
+}
+
+/**
+ * A join refused by a server that is leaving (4503): worth trying again at once.
+ * @param {unknown} error
+ */
+function draining(error) {
+  return error instanceof SignalingError && error.closeCode === CLOSE_DRAINING;
 }
 
 /**
