@@ -124,10 +124,12 @@ class Cluster:
             self._rooms.discard(room_id)
             await self._pubsub.unsubscribe(self._channel(room_id))
 
-    def enter(self, room_id: str, participant_id: str, info: dict[str, Any]) -> None:
-        """Say (again) who this participant is — they are held by this worker — after the
-        writes already asked for."""
-        entry = json.dumps({"worker": self.worker_id, "info": info})
+    def enter(
+        self, room_id: str, participant_id: str, info: dict[str, Any], may_admit: bool = False
+    ) -> None:
+        """Say (again) who this participant is — they are held by this worker, and whether
+        they may let people in from the waiting room — after the writes already asked for."""
+        entry = json.dumps({"worker": self.worker_id, "info": info, "may_admit": may_admit})
         self._write(lambda: self.redis.hset(self._people_key(room_id), participant_id, entry))
 
     def leave(self, room_id: str, participant_id: str) -> None:
@@ -159,6 +161,24 @@ class Cluster:
             await self.others(room_id)  # forget the dead worker's people, and say so
             return None
         return worker, dict(json.loads(raw)["info"])
+
+    async def admitters_elsewhere(self, room_id: str, besides: str | None = None) -> bool:
+        """Whether another live worker holds someone here who may let people in (`besides`:
+        a participant already announced gone whose entry may not be deleted yet)."""
+        entries = await self.redis.hgetall(self._people_key(room_id))
+        workers = set()
+        for participant_id, raw in entries.items():
+            try:
+                entry = json.loads(raw)
+                if entry.get("may_admit") is True and participant_id != besides:
+                    workers.add(str(entry["worker"]))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        workers.discard(self.worker_id)
+        for worker_id in workers:
+            if await self.redis.exists(self._worker_key(worker_id)):
+                return True
+        return False
 
     async def elsewhere(self, room_id: str) -> list[tuple[str, dict[str, Any]]]:
         """The participants other live workers hold in this meeting, with their worker.
@@ -209,6 +229,10 @@ class Cluster:
         message = json.dumps({"from": self.worker_id, "room": room_id, "command": command})
         channel = self._worker_key(worker_id)
         self._write(lambda: self.redis.publish(channel, message))
+
+    def write_later(self, write: Callable[[], Awaitable[Any]]) -> None:
+        """A write of another module, in order with this one's (no waiting for it)."""
+        self._write(write)
 
     def _write(self, write: Callable[[], Awaitable[Any]]) -> None:
         try:

@@ -113,6 +113,9 @@ class Moderation:
     async def apply(self, room_id: str, act: dict[str, Any]) -> None:
         """What a decision does to a person whose socket this worker holds (decided and
         audited already, here or on another worker)."""
+        if act.get("act") == "waiting-decision":  # someone waiting here, not inside
+            self.waiting_room.decided_elsewhere(room_id, act)
+            return
         room = self.live.rooms.get(room_id)
         peer = room.peers.get(str(act.get("participant_id"))) if room else None
         if room is None or peer is None:
@@ -346,8 +349,8 @@ class Moderation:
                 RoleChanged(participant_id=peer.participant_id, user_id=peer.user_id, role=role)
             )
             if peer.may_admit and not could_admit:  # a new moderator sees the queue
-                for waiter in room.waiting.values():
-                    peer.send(Knock.of(waiter.knock))
+                for knock in await self.waiting_room.queue(room.room_id):
+                    peer.send(Knock.of(knock))
         self.meetings.changed(meeting)
         room.refresh_waiting(was_present)
 

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from client.signaling import SignalingClient
 from signaling.app import create_app
-from signaling.keys import LIFECYCLE, LIVE, TOKENS
+from signaling.keys import LIFECYCLE, LIVE, TOKENS, WAITING_ROOM
 from signaling.realtime.protocol import CloseCode
 from storage import meetings
 
@@ -43,10 +43,12 @@ def url_of(worker: TestClient) -> str:
     return str(worker.make_url("")).rstrip("/")
 
 
-async def connect(worker: TestClient, user, room: str, opened: list[SignalingClient]):
+async def connect(
+    worker: TestClient, user, room: str, opened: list[SignalingClient], allow_waiting=False
+):
     client = SignalingClient(url_of(worker), room, worker.app[TOKENS].issue(user.id, user.role))
     opened.append(client)
-    await client.connect()
+    await client.connect(allow_waiting=allow_waiting)
     return client
 
 
@@ -57,10 +59,12 @@ async def opened() -> AsyncIterator[list[SignalingClient]]:
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-async def new_meeting(worker: TestClient, host) -> str:
+async def new_meeting(worker: TestClient, host, **settings) -> str:
     token = worker.app[TOKENS].issue(host.id, host.role)
     response = await worker.post(
-        "/api/meetings", json={"title": "Across"}, headers={"Authorization": f"Bearer {token}"}
+        "/api/meetings",
+        json={"title": "Across", "settings": settings},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status == 201
     return (await response.json())["room_id"]
@@ -165,15 +169,96 @@ async def test_moderation_across_workers(workers, make_user, opened):
     assert left["reason"] == "removed"
 
 
+async def test_the_waiting_room_across_workers(workers, make_user, opened):
+    """People wait on one worker, moderators decide on another: one queue (Redis), the
+    first decision wins whatever worker it comes from, and the waiting learn whether
+    someone who can let them in is inside, wherever they are."""
+    one, two = workers
+    host, guest, other = [await make_user() for _ in range(3)]
+    room = await new_meeting(one, host, require_approval=True)
+    # nobody inside yet: guest waits on worker two, told nobody can let them in
+    g = await connect(two, guest, room, opened, allow_waiting=True)
+    assert g.events[0]["type"] == "waiting" and g.events[0]["host_present"] is False
+    # the host comes in on worker one: sees the knock from worker two in `welcome`, and the
+    # guest learns the host is there
+    a = await connect(one, host, room, opened)
+    assert [k["user_id"] for k in a.welcome["waiting"]] == [guest.id]
+    await g.wait_for("waiting", lambda e: e["host_present"])
+    # admitted from worker one into worker two, then made a moderator
+    await a.request(
+        {"type": "admit", "participant_id": a.welcome["waiting"][0]["participant_id"]}, "ack"
+    )
+    welcome = await g.admitted()
+    assert welcome["you"]["user_id"] == guest.id
+    await a.request(
+        {"type": "set-role", "participant_id": g.participant_id, "role": "moderator"}, "ack"
+    )
+    await g.wait_for("role-changed")
+    # someone knocks on worker one: both moderators hear it and decide at once; exactly
+    # one decision wins
+    o = await connect(one, other, room, opened, allow_waiting=True)
+    knock = await g.wait_for("knock")
+    assert knock["user_id"] == other.id
+    assert (await a.wait_for("knock"))["user_id"] == other.id
+    results = await asyncio.gather(
+        a.request({"type": "deny", "participant_id": knock["participant_id"]}, "ack"),
+        g.request({"type": "deny", "participant_id": knock["participant_id"]}, "ack"),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and "not-waiting" in str(refused[0]), results
+    assert (await o.wait_for("denied"))["type"] == "denied"
+    assert await o.wait_closed() == CloseCode.DENIED
+    resolved = await a.wait_for(
+        "knock-resolved", lambda e: e["participant_id"] == knock["participant_id"]
+    )
+    assert resolved["outcome"] == "denied"
+    cluster = one.app[LIVE].cluster
+    assert await cluster.redis.hlen(f"{cluster.prefix}:room:{room}:waiting") == 0
+    # the waiting see the last person able to admit leave, on the other worker
+    late = await make_user()
+    w = await connect(one, late, room, opened, allow_waiting=True)
+    assert w.events[0]["host_present"] is True
+    await a.send({"type": "leave"})
+    await g.send({"type": "leave"})
+    await w.wait_for("waiting", lambda e: not e["host_present"])
+    # their second tab, on the other worker, takes their place in the one queue
+    again = await connect(two, late, room, opened, allow_waiting=True)
+    assert again.events[0]["type"] == "waiting"
+    assert await w.wait_closed() == CloseCode.REPLACED
+    waiter = two.app[LIVE].rooms[room].waiter_of_user(late.id)
+    queue = await one.app[WAITING_ROOM].queue(room)
+    assert waiter is not None and [k.participant_id for k in queue] == [waiter.participant_id]
+
+
+async def test_the_shared_queue_drops_what_it_cannot_trust(workers):
+    """Entries of a worker whose lease is gone (its sockets are gone) and malformed ones
+    are dropped when read; taking one of them is `not-waiting`, not a decision."""
+    import json
+
+    from signaling.knocks import Knocks
+
+    one, _ = workers
+    cluster = one.app[LIVE].cluster
+    knocks = Knocks(cluster)
+    key = f"{cluster.prefix}:room:r-1:waiting"
+    dead = {
+        "worker": "gone:1",
+        "knock": {
+            "participant_id": "p-dead",
+            "user_id": 1,
+            "display_name": "D",
+            "since": "2026-01-01T00:00:00Z",
+        },
+    }
+    await cluster.redis.hset(key, mapping={"p-dead": json.dumps(dead), "p-bad": "{not json"})
+    assert await knocks.take("r-1", "p-dead") is None
+    await cluster.redis.hset(key, "p-dead", json.dumps(dead))
+    assert await knocks.queue("r-1") == []
+    assert await cluster.redis.hlen(key) == 0
+
+
 # --- media across workers -----------------------------------------------------------------
-
-
-class _NoPicture:
-    def decode_sample(self) -> None:
-        return None
-
-
-_NO_PICTURE = _NoPicture()
 
 
 class _Door:
@@ -208,22 +293,30 @@ async def test_media_crosses_workers_through_pipes(workers, make_user, cast):
             30,
             "everyone to receive the others across the workers",
         )
-        # a slot fed through a pipe may start mid-GOP (seen here: its first frame not a
-        # keyframe, which slot gating should prevent; under investigation, docs/scaling.md),
-        # so wait for a decodable picture before checking whose it is
-        await eventually(
-            lambda: all(
-                (p.peer.probe_for(o.participant_id, "camera") or _NO_PICTURE).decode_sample()
-                for p in everyone
-                for o in everyone
-                if o is not p
-            ),
-            15,
-            "every camera decodable at every receiver",
-        )
+        # every slot started at a whole keyframe: new slots wait for `answer-applied`, so
+        # nothing reaches a receiver that does not know the m-line yet (docs/protocol.md)
+        for p in everyone:
+            for o in everyone:
+                if o is not p:
+                    probe = p.peer.probe_for(o.participant_id, "camera")
+                    assert probe is not None and probe.first_frame_was_keyframe is True
+                    assert probe.misrouted == 0
         for person, people in ((a, people_one), (b, people_two), (c, people_two)):
             people._personas.update(people_one._personas | people_two._personas)
             people.check_receives(person, [o for o in everyone if o is not person])
+        # every worker hears every microphone, so both workers' detectors pick the same
+        # dominant speaker and everyone is told the same
+
+        def dominant(person) -> str | None:
+            said = [e for e in person.signaling.events if e["type"] == "active-speaker"]
+            return said[-1]["participant_id"] if said else None
+
+        await eventually(
+            lambda: len({dominant(p) for p in everyone}) == 1 and dominant(a) is not None,
+            10,
+            "everyone to be told the same speaker",
+            lambda: [dominant(p) for p in everyone],
+        )
         stats_one, stats_two = one.app[LIVE].media.stats(), two.app[LIVE].media.stats()
         # a's microphone and camera go to worker two once (not once per receiver there), and
         # b's and c's come to worker one

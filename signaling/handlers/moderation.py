@@ -52,7 +52,7 @@ async def waiting_list(request: web.Request) -> web.Response:
     user = await current_user(request)
     room_id = path_room_id(request)
     await request.app[WAITING_ROOM].authorize(room_id, actor_of(request, user), "see-waiting")
-    queue = request.app[WAITING_ROOM].queue(room_id)
+    queue = await request.app[WAITING_ROOM].queue(room_id)
     return json_model(WaitingList(items=[KnockOut(**k.model_dump()) for k in queue]))
 
 

@@ -211,6 +211,9 @@ class LiveRoom:
     waiting: dict[str, Waiter] = field(default_factory=dict)  # in order of knocking
     title: str = ""
     may_be_recorded: bool = False
+    # someone who may let people in is inside on another worker (Redis presence; kept up to
+    # date only while people wait here, which is when it matters)
+    admitters_elsewhere: bool = False
     # relays what is broadcast here to the meeting's people on other workers (docs/scaling.md)
     relay: Callable[[str, dict[str, Any], Audience], None] | None = None
 
@@ -235,7 +238,7 @@ class LiveRoom:
 
     @property
     def host_present(self) -> bool:
-        return any(peer.may_admit for peer in self.peers.values())
+        return self.admitters_elsewhere or any(peer.may_admit for peer in self.peers.values())
 
     def waiting_status(self) -> Waiting:
         return Waiting(
@@ -315,12 +318,12 @@ class LiveMeetings:
         """What `welcome` says of the peer changed (media, role, hand): tell presence."""
         if self.cluster is not None:
             info = peer.describe().model_dump(mode="json")
-            self.cluster.enter(peer.room_id, peer.participant_id, info)
+            self.cluster.enter(peer.room_id, peer.participant_id, info, peer.may_admit)
 
     async def departed(self, room: LiveRoom, peer: Peer) -> None:
         if self.cluster is not None:
             self.cluster.leave(room.room_id, peer.participant_id)
-            if not self.keeps(room.room_id):
+            if not self.keeps(room.room_id) and not room.waiting:
                 await self.cluster.unfollow(room.room_id)
         if self.piping is not None:
             await self.piping.left(room.room_id, peer.participant_id)
@@ -365,6 +368,31 @@ class LiveMeetings:
         if self.piping is None:
             return
         task = asyncio.ensure_future(self.piping.sync(room_id, here=self.keeps(room_id)))
+        self._syncs.add(task)
+        task.add_done_callback(self._syncs.discard)
+
+    async def waiting_here(self, room: LiveRoom) -> None:
+        """Someone waits on this worker: relay the meeting's events (its end, who comes and
+        goes) and know whether someone who may let them in is inside elsewhere."""
+        if self.cluster is not None:
+            await self.cluster.follow(room.room_id)
+            room.admitters_elsewhere = await self.cluster.admitters_elsewhere(room.room_id)
+
+    def _recount_admitters(self, room_id: str, besides: str | None = None) -> None:
+        """Presence changed elsewhere: tell this worker's waiting people whether someone
+        who may let them in is inside now (in the background)."""
+        room = self.rooms.get(room_id)
+        if self.cluster is None or room is None or not room.waiting:
+            return
+        cluster = self.cluster
+
+        async def recount() -> None:
+            present = await cluster.admitters_elsewhere(room_id, besides)
+            was_present = room.host_present
+            room.admitters_elsewhere = present
+            room.refresh_waiting(was_present)
+
+        task = asyncio.ensure_future(recount())
         self._syncs.add(task)
         task.add_done_callback(self._syncs.discard)
 
@@ -413,6 +441,10 @@ class LiveMeetings:
             return
         room.deliver(event, audience)
         match event.get("type"):
+            case "participant-joined":
+                self._recount_admitters(room_id)
+            case "participant-left":  # (its presence entry may still be there)
+                self._recount_admitters(room_id, besides=str(event.get("participant_id")))
             case "meeting-ended":  # every worker sends its own people away
                 self._send_away(room, str(event.get("reason", "the meeting has ended")))
             case "role-changed":  # decided on another worker about someone held here
@@ -422,6 +454,8 @@ class LiveMeetings:
                     peer.role = str(event["role"])
                     self.announce(peer)
                     room.refresh_waiting(was_present)
+                else:
+                    self._recount_admitters(room_id)
             case "meeting-updated":
                 if isinstance(event.get("host_id"), int):
                     room.host_id = event["host_id"]
@@ -438,6 +472,7 @@ class LiveMeetings:
             assert room is not None
             left = ParticipantLeft(participant_id=participant_id, reason=LeaveReason.DISCONNECTED)
             room.deliver(left.dump(), "all")
+        self._recount_admitters(room_id)
 
     def standing(self, room_id: str, user_id: int) -> Standing:
         """The person's standing in the meeting, the same object for all their connections."""
@@ -456,6 +491,15 @@ class LiveMeetings:
         room = self.rooms.get(room_id)
         if room is not None and not room.peers and not room.waiting:
             del self.rooms[room_id]
+            if self.cluster is not None:
+                task = asyncio.ensure_future(self._unfollow_if_gone(room_id))
+                self._syncs.add(task)
+                task.add_done_callback(self._syncs.discard)
+
+    async def _unfollow_if_gone(self, room_id: str) -> None:
+        """(Checked when it runs: someone may have come back meanwhile.)"""
+        if self.cluster is not None and not self.keeps(room_id) and room_id not in self.rooms:
+            await self.cluster.unfollow(room_id)
 
     def end(self, room_id: str, reason: str) -> None:
         """Tell everyone the meeting ended, then disconnect them (their sessions close

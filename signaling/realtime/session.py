@@ -336,7 +336,7 @@ async def _seat(
                 max_last_n=MAX_LAST_N,
                 audio_streams=app[SETTINGS].audio_streams,
             ),
-            waiting=[w.knock for w in room.waiting.values()] if peer.may_admit else [],
+            waiting=await app[WAITING_ROOM].queue(room_id) if peer.may_admit else [],
         )
     )
     room.broadcast(ParticipantJoined(participant=peer.describe()), skip=peer.participant_id)
