@@ -1,11 +1,14 @@
 """This worker's link to the other workers of a deployment, through Redis (docs/scaling.md).
 
-Three things travel here, and nothing else:
+What travels here (the waiting room's queue is `signaling.knocks`, publications and pipes
+`signaling.piping`, on this same connection):
 - **liveness**: `{prefix}:worker:{id}` exists while the worker lives (a key with a TTL it renews
   every third of the lease); a worker that dies simply stops renewing it;
 - **presence**: `{prefix}:room:{room}:people`, a hash of participant id → what `welcome` says
   of them and which worker holds their socket; entries of dead workers are dropped by whoever
   notices first, and their people are announced gone to the local peers;
+- **standing**: `{prefix}:room:{room}:standing`, what moderation decided about each person
+  (sources held or blocked, a raised hand), so a reconnect to another worker stays muted;
 - **events**: `{prefix}:room:{room}` carries every meeting-wide event a worker sends to its own
   peers, so the other workers relay it to theirs. Events are published in the order they were
   broadcast (one publisher task, one queue), and a worker ignores its own.
@@ -26,6 +29,7 @@ import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 PUBLISH_QUEUE = 10_000  # events waiting to go out; beyond that Redis is not keeping up
+STANDING_TTL_SECONDS = 24 * 3600
 
 Audience = Literal["all", "moderators", "workers"]  # workers: for the workers, not people
 RemoteEvent = Callable[[str, dict[str, Any], Audience], None]
@@ -62,6 +66,9 @@ class Cluster:
 
     def _people_key(self, room_id: str) -> str:
         return f"{self.prefix}:room:{room_id}:people"
+
+    def _standings_key(self, room_id: str) -> str:
+        return f"{self.prefix}:room:{room_id}:standing"
 
     def _channel(self, room_id: str) -> str:
         return f"{self.prefix}:room:{room_id}"
@@ -134,6 +141,32 @@ class Cluster:
 
     def leave(self, room_id: str, participant_id: str) -> None:
         self._write(lambda: self.redis.hdel(self._people_key(room_id), participant_id))
+
+    # --- standing (what moderation decided about a person: holds, blocks, a raised hand) ----
+    def keep_standing(self, room_id: str, user_id: int, standing: dict[str, Any]) -> None:
+        """Remember it for the person's next connection, on whatever worker (the hash lives
+        a day after its last change at most)."""
+        key = self._standings_key(room_id)
+        entry = json.dumps(standing)
+
+        async def write() -> None:
+            await self.redis.hset(key, str(user_id), entry)
+            await self.redis.expire(key, STANDING_TTL_SECONDS)
+
+        self._write(write)
+
+    async def standing(self, room_id: str, user_id: int) -> dict[str, Any] | None:
+        raw = await self.redis.hget(self._standings_key(room_id), str(user_id))
+        try:
+            entry = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return entry if isinstance(entry, dict) else None
+
+    def forget_standings(self, room_id: str) -> None:
+        """The meeting ended."""
+        key = self._standings_key(room_id)
+        self._write(lambda: self.redis.delete(key))
 
     async def flush(self) -> None:
         """Wait until every write asked for so far has reached Redis."""

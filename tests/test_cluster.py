@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from client.signaling import SignalingClient
+from client.signaling import SignalingClient, SignalingError
 from signaling.app import create_app
 from signaling.keys import LIFECYCLE, LIVE, TOKENS, WAITING_ROOM
 from signaling.realtime.protocol import CloseCode
@@ -167,6 +167,34 @@ async def test_moderation_across_workers(workers, make_user, opened):
     assert await c.wait_closed() == CloseCode.REMOVED
     left = await a.wait_for("participant-left", lambda e: e["participant_id"] == c.participant_id)
     assert left["reason"] == "removed"
+
+
+async def test_a_mute_follows_the_person_to_another_worker(workers, make_user, opened):
+    """What moderation decided about a person (held sources, a raised hand) is kept in
+    Redis: reconnecting to another worker (a drain, a dead worker) does not lift a mute."""
+    one, two = workers
+    host, guest = await make_user(), await make_user()
+    room = await new_meeting(one, host, allow_self_unmute=False)
+    a = await connect(one, host, room, opened)
+    b = await connect(two, guest, room, opened)
+    await b.send({"type": "media-state", "microphone": True, "camera": True, "screen": False})
+    await b.request({"type": "hand", "raised": True}, "ack")
+    await a.request(
+        {"type": "mute", "participant_id": b.participant_id, "sources": ["microphone"]}, "ack"
+    )
+    await b.wait_for("muted")
+    await b.close()
+    await a.wait_for("participant-left", lambda e: e["participant_id"] == b.participant_id)
+    again = await connect(one, guest, room, opened)
+    assert again.welcome["you"]["held"] == ["microphone"]
+    assert again.welcome["you"]["hand_raised_at"] is not None
+    peer = one.app[LIVE].rooms[room].peers[again.participant_id]
+    assert peer.standing.blocked == {"microphone"}
+    with pytest.raises(SignalingError, match="muted-by-moderator"):
+        await again.request(
+            {"type": "media-state", "microphone": True, "camera": True, "screen": False},
+            "media-state",
+        )
 
 
 async def test_the_waiting_room_across_workers(workers, make_user, opened):

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from rtp.types import SlotAssignment, Source
+from rtp.types import SOURCE_KIND, SlotAssignment, Source
 from sfu import MediaServer
 from signaling.cluster import Audience, Cluster
 from signaling.piping import MEDIA_CHANGED, Piping
@@ -53,6 +53,27 @@ class Standing:
     held: set[Source] = field(default_factory=set)  # stopped by a moderator, not allowed back
     blocked: set[Source] = field(default_factory=set)  # not forwarded until turned on again
     hand_raised_at: datetime | None = None
+
+    def dump(self) -> dict[str, Any]:
+        """As kept in Redis for the person's next connection, on any worker."""
+        at = self.hand_raised_at
+        return {
+            "held": sorted(self.held),
+            "blocked": sorted(self.blocked),
+            "hand_raised_at": at.isoformat() if at else None,
+        }
+
+    def load(self, kept: dict[str, Any]) -> None:
+        """What `dump` wrote (another worker's): anything malformed is left out."""
+        for name in ("held", "blocked"):
+            values = kept.get(name)
+            if isinstance(values, list):
+                setattr(self, name, {v for v in values if v in SOURCE_KIND})
+        at = kept.get("hand_raised_at")
+        try:
+            self.hand_raised_at = datetime.fromisoformat(at) if isinstance(at, str) else None
+        except ValueError:
+            self.hand_raised_at = None
 
 
 @dataclass
@@ -319,6 +340,7 @@ class LiveMeetings:
         if self.cluster is not None:
             info = peer.describe().model_dump(mode="json")
             self.cluster.enter(peer.room_id, peer.participant_id, info, peer.may_admit)
+            self.cluster.keep_standing(peer.room_id, peer.user_id, peer.standing.dump())
 
     async def departed(self, room: LiveRoom, peer: Peer) -> None:
         if self.cluster is not None:
@@ -478,6 +500,19 @@ class LiveMeetings:
         """The person's standing in the meeting, the same object for all their connections."""
         return self._standings.setdefault((room_id, user_id), Standing())
 
+    async def recall_standing(self, room_id: str, user_id: int) -> Standing:
+        """`standing`, for a connection being seated: with workers, as the last worker that
+        held the person left it (a reconnect elsewhere stays muted, keeps its hand up),
+        unless this worker holds them already (then its own is the current one)."""
+        standing = self.standing(room_id, user_id)
+        room = self.rooms.get(room_id)
+        if self.cluster is None or (room is not None and room.peer_of_user(user_id)):
+            return standing
+        kept = await self.cluster.standing(room_id, user_id)
+        if kept is not None:
+            standing.load(kept)
+        return standing
+
     def room(self, room_id: str, meeting_id: int, host_id: int, enable_chat: bool) -> LiveRoom:
         room = self.rooms.get(room_id)
         if room is None:
@@ -505,6 +540,8 @@ class LiveMeetings:
         """Tell everyone the meeting ended, then disconnect them (their sessions close
         their media)."""
         self._standings = {k: v for k, v in self._standings.items() if k[0] != room_id}
+        if self.cluster is not None:
+            self.cluster.forget_standings(room_id)
         room = self.rooms.get(room_id)
         if room is None:
             return

@@ -290,6 +290,7 @@ async def _seat(
         history = await chat.recent_messages(db, meeting.id, CHAT_HISTORY)
         chat_history = [ChatMessageOut.of(m) for m in history]
     live = app[LIVE]
+    standing = await live.recall_standing(room_id, user.id)
     room = live.room(room_id, meeting.id, meeting.host_id, meeting.enable_chat)
     room.title, room.may_be_recorded = meeting.title, meeting.enable_recording
     previous = room.peer_of_user(user.id)
@@ -305,7 +306,7 @@ async def _seat(
         ws=ws,
         is_admin=user.role == "admin",
         address=actor.address,
-        standing=live.standing(room_id, user.id),
+        standing=standing,
     )
     was_present = room.host_present
     room.peers[peer.participant_id] = peer
