@@ -112,7 +112,8 @@ class Moderation:
 
     async def apply(self, room_id: str, act: dict[str, Any]) -> None:
         """What a decision does to a person whose socket this worker holds (decided and
-        audited already, here or on another worker)."""
+        audited already, here or on another worker); also the waiting room's decisions and
+        a connection replaced by the same person's newer one on another worker."""
         if act.get("act") == "waiting-decision":  # someone waiting here, not inside
             self.waiting_room.decided_elsewhere(room_id, act)
             return
@@ -138,6 +139,8 @@ class Moderation:
                 peer.close(CloseCode.REMOVED, LeaveReason.REMOVED)
             case "lower-hand":
                 self._set_hand(room, peer, raised=False)
+            case "replace":  # the same person connected again, on another worker
+                peer.close(CloseCode.REPLACED, LeaveReason.REPLACED)
             case other:
                 log.warning("ignored an unknown moderation act %r", other)
 

@@ -187,6 +187,12 @@ async def test_a_mute_follows_the_person_to_another_worker(workers, make_user, o
     await a.wait_for("participant-left", lambda e: e["participant_id"] == b.participant_id)
     again = await connect(one, guest, room, opened)
     assert again.welcome["you"]["held"] == ["microphone"]
+    # a second tab on the other worker replaces this connection, as on one worker
+    tab = await connect(two, guest, room, opened)
+    assert await again.wait_closed() == CloseCode.REPLACED
+    assert guest.id not in {p["user_id"] for p in tab.welcome["participants"]}
+    again = await connect(one, guest, room, opened)
+    assert await tab.wait_closed() == CloseCode.REPLACED
     assert again.welcome["you"]["hand_raised_at"] is not None
     peer = one.app[LIVE].rooms[room].peers[again.participant_id]
     assert peer.standing.blocked == {"microphone"}

@@ -48,6 +48,7 @@ from .events import (
     Media,
     MediaStateChanged,
     MeetingInfo,
+    ParticipantInfo,
     ParticipantJoined,
     Pong,
     Reconnect,
@@ -315,6 +316,12 @@ async def _seat(
     if peer.standing.blocked:  # muted by a moderator before this connection
         live.media.block(room_id, peer.participant_id, frozenset(peer.standing.blocked))
     speakers = live.media.speakers(room_id)
+    elsewhere: list[ParticipantInfo] = []
+    for worker, info in await live.elsewhere(room_id):
+        if info.user_id == user.id:  # their older connection, on another worker: replaced
+            live.tell(worker, room_id, {"act": "replace", "participant_id": info.participant_id})
+        else:
+            elsewhere.append(info)
     peer.welcome(
         Welcome(
             participant_id=peer.participant_id,
@@ -326,7 +333,7 @@ async def _seat(
                 settings=settings_info(meeting),
             ),
             participants=[p.describe() for p in room.peers.values() if p is not peer]
-            + await live.remote_people(room_id),
+            + elsewhere,
             chat=chat_history,
             recording=await app[RECORDINGS].state(room_id),
             speakers=Speakers(participant_id=speakers.dominant, recent=list(speakers.recent)),
