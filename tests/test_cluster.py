@@ -362,6 +362,27 @@ async def test_media_crosses_workers_through_pipes(workers, make_user, cast):
         await eventually(
             lambda: one.app[LIVE].media.stats()["pipe_streams_in"] == 2, 10, "b's pipes to end"
         )
+        # worker two dies without a word: worker one ends every pipe to and from it (none
+        # left behind), and its people go on with a meeting of their own worker
+        cluster = two.app[LIVE].cluster
+        assert cluster is not None
+        for task in cluster._tasks:
+            task.cancel()
+        await cluster.redis.pexpire(f"{cluster.prefix}:worker:{cluster.worker_id}", 300)
+        await eventually(
+            lambda: (
+                (one.app[LIVE].media.stats()["pipe_streams_in"], len(one.app[LIVE].piping.outgoing))
+                == (0, 0)
+            ),
+            15,
+            "worker one's pipes with the dead worker to end",
+            lambda: one.app[LIVE].media.stats(),
+        )
+        await eventually(
+            lambda: one.app[LIVE].media.stats()["pipe_streams_out"] == 0,
+            10,
+            "no pipe left sending to the dead worker",
+        )
     finally:
         for person in people_one.joined:
             await person.close()
