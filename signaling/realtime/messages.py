@@ -195,6 +195,7 @@ CLIENT_MESSAGE = TypeAdapter(AnyClientMessage)
 CLIENT_TYPES = (
     "hello",
     "offer",
+    "answer-applied",
     "media-state",
     "receive",
     "chat",
