@@ -221,6 +221,22 @@ async def test_meeting_end_closes_every_peer_connection(api, meeting, people, ma
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_answer_applied_opens_the_new_slots_over_the_socket(api, meeting, people, make_user):
+    """The client's `answer-applied` (sent by `MediaPeer.offer` after each answer) reaches
+    the media server: by the time a later ping is answered, no slot of the client is still
+    held (they would otherwise wait out their grace period before sending anything)."""
+    host, room = meeting
+    a = await people(host, room)
+    b = await people(await make_user(), room)
+    await eventually(lambda: receives_all(a, [b]) and receives_all(b, [a]), 20, "a and b meet")
+    for person in (a, b):
+        await person.signaling.request({"type": "ping"}, "pong")
+        slots = api.app[LIVE].media._rooms[room].participants[person.participant_id].slots
+        assert slots and not any(slot.held for slot in slots.values())
+    assert not [e for p in (a, b) for e in p.signaling.events if e["type"] == "error"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_receive_and_active_speaker_over_the_socket(api, meeting, people, make_user):
     host, room = meeting
     a = await people(host, room)

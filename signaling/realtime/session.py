@@ -332,8 +332,7 @@ async def _seat(
                 host_id=meeting.host_id,
                 settings=settings_info(meeting),
             ),
-            participants=[p.describe() for p in room.peers.values() if p is not peer]
-            + elsewhere,
+            participants=[p.describe() for p in room.peers.values() if p is not peer] + elsewhere,
             chat=chat_history,
             recording=await app[RECORDINGS].state(room_id),
             speakers=Speakers(participant_id=speakers.dominant, recent=list(speakers.recent)),
