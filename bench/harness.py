@@ -282,6 +282,10 @@ class Window:
     forwarded_packets: int | None = None
     retransmissions: int | None = None
     forwarded_streams: float | None = None  # mean of the readings before and after
+    # each server process's own (several in bench.workers), in the order measured: CPU in %
+    # of one core, and media counters before and after the window (None: a server without)
+    server_cpus: tuple[float, ...] = ()
+    server_stats: tuple[tuple[dict[str, int] | None, dict[str, int] | None], ...] = ()
 
     @property
     def forwarded_packets_per_s(self) -> float | None:
@@ -315,36 +319,55 @@ async def measure_window(
     machine: Machine,
     opts: SweepOptions,
     report: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    *,
+    also: Sequence[Served] = (),
 ) -> Window:
     """One window: the server's, the bots' and everybody else's CPU, the server's counters
-    read around it, and `report` of what the bots got."""
-    server, api, admin = served.server, served.api, served.admin
+    read around it, and `report` of what the bots got.
+
+    `also`: more server processes of the same deployment (the workers of bench.workers).
+    Then the server figures (CPU, RSS, counters) are their sums, as one deployment's, and
+    `server_cpus` and `server_stats` keep each process's own: the busiest decides."""
+    servers = (served, *also)
     test.reset_peak()
-    stats0 = await media_stats(api, admin)
-    before, server0 = machine.sample(), server.cpu_seconds()
+    stats0 = [await media_stats(s.api, s.admin) for s in servers]
+    before, cpu0 = machine.sample(), [s.server.cpu_seconds() for s in servers]
     raw = await test.window(opts.window)
-    after, server1 = machine.sample(), server.cpu_seconds()
-    stats1 = await media_stats(api, admin)
+    after, cpu1 = machine.sample(), [s.server.cpu_seconds() for s in servers]
+    stats1 = [await media_stats(s.api, s.admin) for s in servers]
     elapsed = after[0] - before[0]
     got = report(raw)
     others, cores = machine.others(before, after)
+    cpus = tuple((c1 - c0) / elapsed * 100 for c0, c1 in zip(cpu0, cpu1, strict=True))
+    pairs = tuple(zip(stats0, stats1, strict=True))
+
+    def total(key: str) -> int | None:
+        deltas = [_delta(s0, s1, key) for s0, s1 in pairs]
+        return None if any(d is None for d in deltas) else sum(d or 0 for d in deltas)
+
     forwarded = None
-    if stats0 is not None and stats1 is not None:
-        forwarded = (stats0["forwarded_streams"] + stats1["forwarded_streams"]) / 2
+    if all(s0 is not None and s1 is not None for s0, s1 in pairs):
+        forwarded = sum(
+            (s0["forwarded_streams"] + s1["forwarded_streams"]) / 2
+            for s0, s1 in pairs
+            if s0 is not None and s1 is not None
+        )
     return Window(
         started_at=got["window_started_at"] or time.time() - elapsed,
         seconds=elapsed,
-        server_cpu=(server1 - server0) / elapsed * 100,
-        server_rss_mb=server.rss_bytes() / 2**20,
+        server_cpu=sum(cpus),
+        server_rss_mb=sum(s.server.rss_bytes() for s in servers) / 2**20,
         bots_cpu=got["bots_cpu"]["percent_of_one_core"] or 0.0,
         bots_peak=test.reset_peak(),
         others_cpu=others,
         core_busy=cores,
         report=got,
         disturbed=others > opts.quiet_threshold,
-        forwarded_packets=_delta(stats0, stats1, "packets_forwarded"),
-        retransmissions=_delta(stats0, stats1, "retransmissions"),
+        forwarded_packets=total("packets_forwarded"),
+        retransmissions=total("retransmissions"),
         forwarded_streams=forwarded,
+        server_cpus=cpus,
+        server_stats=pairs,
     )
 
 

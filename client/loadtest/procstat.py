@@ -94,6 +94,15 @@ def machine_cpu() -> dict[str, CpuSample]:
     return result
 
 
+def wakeups(pid: int) -> int:
+    """Voluntary context switches of a process's main thread: how often its event loop went
+    to sleep and was woken again (each costs a scheduler round trip, dearer in a VM)."""
+    for line in (PROC / str(pid) / "status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
 def load_average() -> float:
     return float((PROC / "loadavg").read_text().split()[0])
 

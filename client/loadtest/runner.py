@@ -46,6 +46,10 @@ class Plan:
     last_n: int | None = None  # send `receive` {last_n, visible: null} right after joining
     audio_level: int = MIC_LEVEL  # every microphone's level until a speaking turn changes it
     event_loop: str = "uvloop"  # or "asyncio" (the bots' processes)
+    # Where each bot joins, in the order of `tokens` (empty: every bot at `base_url`): a
+    # meeting across the workers or nodes of one deployment with a known split
+    # (bench.workers), where `tertulia serve --workers N` would let the kernel choose.
+    base_urls: tuple[str, ...] = ()
 
 
 @dataclass
@@ -110,6 +114,8 @@ class LoadTest:
     def __init__(self, plan: Plan, on_progress: Callable[[Progress], None] | None = None) -> None:
         if not plan.tokens:
             raise LoadTestError("no bot tokens")
+        if plan.base_urls and len(plan.base_urls) != len(plan.tokens):
+            raise LoadTestError("base_urls must name one server per bot token")
         self.plan = plan
         self.on_progress = on_progress
         self.workers: list[_WorkerProcess] = []
@@ -141,9 +147,14 @@ class LoadTest:
         t0 = time.time() + 0.5
         shares: list[list[dict[str, Any]]] = [[] for _ in range(processes)]
         for n, token in enumerate(plan.tokens, start=1):
-            shares[(n - 1) % processes].append(
-                {"number": n, "token": token, "join_at": t0 + (n - 1) * plan.join_interval}
-            )
+            bot: dict[str, Any] = {
+                "number": n,
+                "token": token,
+                "join_at": t0 + (n - 1) * plan.join_interval,
+            }
+            if plan.base_urls:
+                bot["base_url"] = plan.base_urls[n - 1]
+            shares[(n - 1) % processes].append(bot)
         for number, bots in enumerate(shares):
             process = await asyncio.create_subprocess_exec(
                 sys.executable,

@@ -3,7 +3,8 @@
 Protocol with the coordinating process (`runner.py`), one JSON object per line:
 
 * argv: `uvloop` (the default) or `asyncio`, the event loop to run the bots on.
-* stdin, first line: the plan (`base_url`, `room_id`, `bots: [{number, token, join_at}]`,
+* stdin, first line: the plan (`base_url`, `room_id`, `bots: [{number, token, join_at}]`
+  (a bot with its own `base_url` joins there instead),
   `clip_dir`, `clip_seconds`, `clip_size`, `clip_fps`, `clip_bitrate`, `codec`,
   `key_variants`, `last_n`, `audio_level`, `ice_host_addresses`, `decode_sample`, `cpus`,
   `log_level`); then commands: `{"cmd": "window", "id": n, "seconds": s}`,
@@ -70,7 +71,7 @@ class Worker:
         self.bots = [
             Bot(
                 b["number"],
-                plan["base_url"],
+                b.get("base_url", plan["base_url"]),
                 plan["room_id"],
                 b["token"],
                 clip,
