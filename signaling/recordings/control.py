@@ -307,9 +307,13 @@ class RecordingControl:
 
     async def everyone_left(self, room_id: str) -> None:
         """The last person this worker held in the meeting left: once nobody is left on
-        any worker, the recording stops (here, or on the worker that records)."""
-        if not await self.live.remote_people(room_id):
-            await self.stop(room_id, None, reason="everyone left")
+        any worker, the recording stops (here, or on the worker that records). Never
+        raises: the caller is a session leaving, which still has its visit to close."""
+        try:
+            if not await self.live.remote_people(room_id):
+                await self.stop(room_id, None, reason="everyone left")
+        except Exception:  # Redis or the database unreachable: the lease beat looks again
+            log.exception("could not check whether anyone is left in %s", room_id)
 
     async def _stop_if_abandoned(self, room_id: str) -> None:
         """Two workers' last people leaving at once may each still see the other's in
