@@ -21,6 +21,8 @@ from storage import users
 from storage.database import Database
 from storage.migrate import upgrade
 
+pytest_plugins = ["tests.cluster_fixtures"]
+
 POSTGRES_URL = os.environ.get("TERTULIA_TEST_DATABASE_URL")
 TEST_SECRET = "test-secret-" + "x" * 40
 # argon2 is slow on purpose; hash the shared test password once.

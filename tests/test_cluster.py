@@ -5,42 +5,15 @@ sudden death. Real Redis (127.0.0.1:6379, or TERTULIA_TEST_REDIS_URL)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from client.signaling import SignalingClient, SignalingError
-from signaling.app import create_app
 from signaling.keys import LIFECYCLE, LIVE, TOKENS, WAITING_ROOM
 from signaling.realtime.protocol import CloseCode
 from storage import meetings
-
-REDIS_URL = os.environ.get("TERTULIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"test-{secrets.token_hex(4)}"  # keys of this test only
-
-
-@pytest.fixture
-async def workers(settings, database, prefix) -> AsyncIterator[list[TestClient]]:
-    clustered = settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": prefix})
-    started: list[TestClient] = []
-    for _ in range(2):
-        client = TestClient(TestServer(create_app(clustered, database), host="127.0.0.1"))
-        await client.start_server()
-        started.append(client)
-    yield started
-    for client in started:
-        await client.close()
-
-
-def url_of(worker: TestClient) -> str:
-    return str(worker.make_url("")).rstrip("/")
+from tests.cluster_fixtures import url_of
 
 
 async def connect(
@@ -50,13 +23,6 @@ async def connect(
     opened.append(client)
     await client.connect(allow_waiting=allow_waiting)
     return client
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[list[SignalingClient]]:
-    clients: list[SignalingClient] = []
-    yield clients
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
 async def new_meeting(worker: TestClient, host, **settings) -> str:

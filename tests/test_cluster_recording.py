@@ -6,46 +6,18 @@ Redis (TERTULIA_TEST_REDIS_URL), real database, real aiortc clients."""
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from client.participant import Participant
 from client.signaling import SignalingClient, SignalingError
-from signaling.app import create_app
-from signaling.keys import LIVE, RECORDINGS, TOKENS
+from signaling.keys import LIVE, RECORDINGS
 from storage import meetings, recordings
+from tests.cluster_fixtures import join_with_media, token, url_of
 from tests.helpers import eventually
-
-REDIS_URL = os.environ.get("TERTULIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-LOOPBACK = ("127.0.0.1",)
-
-
-@pytest.fixture
-async def workers(settings, database) -> AsyncIterator[list[TestClient]]:
-    prefix = f"test-{secrets.token_hex(4)}"  # keys of this test only
-    clustered = settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": prefix})
-    started: list[TestClient] = []
-    for _ in range(2):
-        client = TestClient(TestServer(create_app(clustered, database), host="127.0.0.1"))
-        await client.start_server()
-        started.append(client)
-    yield started
-    for client in started:
-        await client.close()
-
-
-def url_of(worker: TestClient) -> str:
-    return str(worker.make_url("")).rstrip("/")
-
-
-def token(worker: TestClient, user) -> str:
-    return worker.app[TOKENS].issue(user.id, user.role)
 
 
 async def call(worker: TestClient, method: str, path: str, user) -> tuple[int, dict]:
@@ -63,13 +35,6 @@ async def recorded_meeting(worker: TestClient, host) -> str:
     )
     assert response.status == 201
     return (await response.json())["room_id"]
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[list[SignalingClient | Participant]]:
-    clients: list[SignalingClient | Participant] = []
-    yield clients
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
 async def connect(worker: TestClient, user, room: str, opened: list) -> SignalingClient:
@@ -108,12 +73,7 @@ async def test_recording_spans_the_workers(workers, make_user, database, setting
     room = await recorded_meeting(one, ana)
 
     async def join(worker: TestClient, user) -> Participant:
-        person = Participant(
-            url_of(worker), room, token(worker, user), clip, ice_host_addresses=LOOPBACK
-        )
-        opened.append(person)
-        await person.join()
-        return person
+        return await join_with_media(worker, user, room, clip, opened)
 
     a, b, c = await join(one, ana), await join(two, bo), await join(two, cy)
     everyone = [a, b, c]

@@ -6,9 +6,6 @@ database and one real Redis, real aiortc clients; and one process alone."""
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -21,39 +18,14 @@ from signaling.keys import DRAIN, JOBS, LIVE, RECORDINGS, TOKENS
 from signaling.realtime.protocol import CloseCode
 from storage import audit, recordings
 from storage.types import utcnow
+from tests.cluster_fixtures import join_with_media, token, url_of
 from tests.helpers import eventually
 from tests.test_cluster_recording import (
     call,
     connect,
     recorded_meeting,
     rows,
-    token,
-    url_of,
 )
-
-REDIS_URL = os.environ.get("TERTULIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-LOOPBACK = ("127.0.0.1",)
-
-
-@pytest.fixture
-async def workers(settings, database) -> AsyncIterator[list[TestClient]]:
-    prefix = f"test-{secrets.token_hex(4)}"
-    clustered = settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": prefix})
-    started: list[TestClient] = []
-    for _ in range(2):
-        client = TestClient(TestServer(create_app(clustered, database), host="127.0.0.1"))
-        await client.start_server()
-        started.append(client)
-    yield started
-    for client in started:
-        await client.close()  # idempotent: a drained one is closed already
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[list]:
-    clients: list = []
-    yield clients
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
 async def test_a_draining_worker_sends_its_people_on_and_hands_its_recording_over(
@@ -68,12 +40,7 @@ async def test_a_draining_worker_sends_its_people_on_and_hands_its_recording_ove
     room = await recorded_meeting(one, ana)
 
     async def join(worker: TestClient, user) -> Participant:
-        person = Participant(
-            url_of(worker), room, token(worker, user), clip, ice_host_addresses=LOOPBACK
-        )
-        opened.append(person)
-        await person.join()
-        return person
+        return await join_with_media(worker, user, room, clip, opened)
 
     a, b = await join(one, ana), await join(two, bo)
     c = await connect(one, cy, room, opened)

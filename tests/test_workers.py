@@ -19,11 +19,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from client.signaling import SignalingClient
+from tests.cluster_fixtures import REDIS_URL
 from tests.server_process import ServerProcess
 from tests.turn_process import free_port_range
 
 POSTGRES_URL = os.environ.get("TERTULIA_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("TERTULIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs TERTULIA_TEST_DATABASE_URL")
 PASSWORD = "workers-test-password"
 
@@ -42,11 +42,6 @@ async def database_url() -> AsyncIterator[str]:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"test-{secrets.token_hex(4)}"
 
 
 @pytest.fixture
