@@ -190,7 +190,10 @@ class Row(Measured):
 
     setup: str
     k: int
-    wakeups: list[tuple[float, ...]] = field(default_factory=list)  # per window, per worker /s
+    # per window, per worker: event-loop wake-ups per second, and the kernel's share of its
+    # CPU (% of that worker's time spent in system calls: sends, receives, the scheduler)
+    wakeups: list[tuple[float, ...]] = field(default_factory=list)
+    system_share: list[tuple[float, ...]] = field(default_factory=list)
 
     def on_b(self) -> set[str]:
         """The bots (report names) that joined worker B."""
@@ -237,11 +240,11 @@ class Row(Measured):
 
         return self.med(pick)
 
-    def wakeups_per_s(self, index: int) -> float | None:
-        """A worker's event-loop wake-ups per second (median over the windows used)."""
+    def per_worker(self, series: list[tuple[float, ...]], index: int) -> float | None:
+        """One worker's figure of a per-window series, median over the windows used."""
         used = {id(w) for w in self.used()}
-        pairs = zip(self.windows, self.wakeups, strict=True)
-        return median([woken[index] for w, woken in pairs if id(w) in used])
+        pairs = zip(self.windows, series, strict=True)
+        return median([values[index] for w, values in pairs if id(w) in used])
 
     def figures(self) -> dict[str, Any]:
         busiest = self.med(lambda w: max(w.server_cpus))
@@ -259,8 +262,15 @@ class Row(Measured):
             "bots_cpu_percent": rounded(bots, 1),
             "bots_cpu_peak_percent": rounded(peak, 1),
             "others_cpu_percent": rounded(self.med(lambda w: w.others_cpu), 1),
-            "worker_a_wakeups_per_s": rounded(self.wakeups_per_s(0), 0),
-            "worker_b_wakeups_per_s": rounded(self.wakeups_per_s(1), 0),
+            "worker_a_wakeups_per_s": rounded(self.per_worker(self.wakeups, 0), 0),
+            "worker_b_wakeups_per_s": rounded(self.per_worker(self.wakeups, 1), 0),
+            "worker_a_system_percent": rounded(self.per_worker(self.system_share, 0), 1),
+            "worker_b_system_percent": rounded(self.per_worker(self.system_share, 1), 1),
+            # The bots do the same work in both setups, so their CPU gauges how fast this
+            # shared VM ran in each window: the busiest worker's CPU per bots' CPU.
+            "busiest_per_bots_cpu": rounded(
+                self.med(lambda w: max(w.server_cpus) / w.bots_cpu if w.bots_cpu else None), 3
+            ),
             "received_packets_per_s": rounded(self.counter_rate("packets_received"), 0),
             "pipe_streams": rounded(self.pipe_streams(), 0),
             "piped_packets_per_s": rounded(self.counter_rate("packets_piped_in"), 0),
@@ -280,6 +290,7 @@ class Row(Measured):
                     **w.cpu_figures(),
                     "worker_cpu_percent": [round(c, 1) for c in w.server_cpus],
                     "worker_wakeups_per_s": [round(v) for v in woken],
+                    "worker_system_percent": [round(v, 1) for v in system],
                     "worker_pipe_streams_in": [
                         s1["pipe_streams_in"] if s1 else None for _, s1 in w.server_stats
                     ],
@@ -287,7 +298,9 @@ class Row(Measured):
                     "video_fps_min": w.report["totals"]["video"]["rate_min"],
                     "disturbed": w.disturbed,
                 }
-                for w, woken in zip(self.windows, self.wakeups, strict=True)
+                for w, woken, system in zip(
+                    self.windows, self.wakeups, self.system_share, strict=True
+                )
             ],
             "flags": self.flags(total, "mesh incomplete after 30 s"),
             "error": self.error,
@@ -315,6 +328,7 @@ async def measure(row: Row, dep: Deployment, opts: Options, attempt: int) -> Non
             row.join_peak = max(row.join_peak, test.reset_peak())
             pids = (dep.a.server.pid, dep.b.server.pid)
             woken = [procstat.wakeups(pid) for pid in pids]
+            times = [procstat.process_cpu_times(pid) for pid in pids]
             window = await measure_window(
                 test, dep.a, machine, opts, lambda raw: build_report(raw, joined), also=(dep.b,)
             )
@@ -324,6 +338,9 @@ async def measure(row: Row, dep: Deployment, opts: Options, attempt: int) -> Non
                     (procstat.wakeups(pid) - w0) / window.seconds
                     for pid, w0 in zip(pids, woken, strict=True)
                 )
+            )
+            row.system_share.append(
+                tuple(_system_share(pid, t0) for pid, t0 in zip(pids, times, strict=True))
             )
             video = window.report["totals"]["video"]
             log.info(
@@ -343,6 +360,13 @@ async def measure(row: Row, dep: Deployment, opts: Options, attempt: int) -> Non
             if not row.first_frame:
                 final = build_report([], joined, finals)
                 row.first_frame = final["totals"]["join_to_first_frame_s"]
+
+
+def _system_share(pid: int, before: tuple[float, float]) -> float:
+    """% of a process's CPU since `before` (user, system) that was system time."""
+    user, system = procstat.process_cpu_times(pid)
+    spent = user - before[0] + system - before[1]
+    return (system - before[1]) / spent * 100 if spent > 0 else 0.0
 
 
 def _calm(row: Row) -> int:
@@ -373,11 +397,14 @@ def comparison(single: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     streams = split["pipe_streams"]
     extra = total - one if total is not None and one is not None else None
     direct, piped = split["latency_direct_p50_ms"], split["latency_piped_p50_ms"]
+    gauge = (single["busiest_per_bots_cpu"], split["busiest_per_bots_cpu"])
     return {
         "k": single["k"],
         "single_cpu_percent": one,
         "busiest_cpu_percent": busiest,
         "ratio_single_to_busiest": rounded(one / busiest, 2) if one and busiest else None,
+        # the same ratio with each window's CPU taken per bots' CPU (machine speed gauged)
+        "ratio_gauged_by_bots": rounded(gauge[0] / gauge[1], 2) if gauge[0] and gauge[1] else None,
         "sum_cpu_percent": total,
         "sum_to_single": rounded(total / one, 2) if total and one else None,
         "extra_cpu_percent": rounded(extra, 1),
@@ -645,7 +672,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def ratio_table(pairs: list[dict[str, Any]]) -> str:
     header = (
-        f"{'K':>3} {'single%':>8} {'busiest%':>9} {'single/busiest':>15} {'sum%':>6} "
+        f"{'K':>3} {'single%':>8} {'busiest%':>9} {'single/busiest':>15} {'gauged':>7} {'sum%':>6} "
         f"{'sum/single':>11} {'pipes':>6} {'extra%/pipe':>12} {'us/piped pkt':>13} "
         f"{'hop ms (p50)':>13}"
     )
@@ -653,11 +680,31 @@ def ratio_table(pairs: list[dict[str, Any]]) -> str:
     for p in pairs:
         lines.append(
             f"{p['k']:>3} {cell(p['single_cpu_percent']):>8} {cell(p['busiest_cpu_percent']):>9} "
-            f"{cell(p['ratio_single_to_busiest'], '.2f'):>15} {cell(p['sum_cpu_percent']):>6} "
+            f"{cell(p['ratio_single_to_busiest'], '.2f'):>15} "
+            f"{cell(p['ratio_gauged_by_bots'], '.2f'):>7} {cell(p['sum_cpu_percent']):>6} "
             f"{cell(p['sum_to_single'], '.2f'):>11} {cell(p['pipe_streams'], '.0f'):>6} "
             f"{cell(p['extra_cpu_per_piped_stream_percent'], '.3f'):>12} "
             f"{cell(p['extra_us_per_piped_packet'], '.0f'):>13} "
             f"{cell(p['latency_added_p50_ms'], '.2f'):>13}"
+        )
+    return "\n".join(lines)
+
+
+def load_table(rows: list[dict[str, Any]]) -> str:
+    """Where the CPU goes: each worker's wake-ups, its kernel share, and the gauge."""
+    header = (
+        f"{'setup':<10}{'K':>3} {'wake-ups/s A':>13} {'B':>6} {'system% A':>10} {'B':>6} "
+        f"{'rx pps':>7} {'fwd pps':>8} {'busiest/bots':>13}"
+    )
+    lines = [header, "-" * len(header)]
+    for f in rows:
+        lines.append(
+            f"{f['setup']:<10}{f['k']:>3} {cell(f['worker_a_wakeups_per_s'], '.0f'):>13} "
+            f"{cell(f['worker_b_wakeups_per_s'], '.0f'):>6} "
+            f"{cell(f['worker_a_system_percent']):>10} {cell(f['worker_b_system_percent']):>6} "
+            f"{cell(f['received_packets_per_s'], '.0f'):>7} "
+            f"{cell(f['forwarded_packets_per_s'], '.0f'):>8} "
+            f"{cell(f['busiest_per_bots_cpu'], '.3f'):>13}"
         )
     return "\n".join(lines)
 
@@ -715,7 +762,7 @@ def kill_lines(kill: dict[str, Any] | None) -> list[str]:
 
 def summary(result: dict[str, Any]) -> str:
     rows = result["rows"]
-    lines = [table(rows), "", ratio_table(result["comparison"]), ""]
+    lines = [table(rows), "", ratio_table(result["comparison"]), "", load_table(rows), ""]
     for setup in (SINGLE, SPLIT):
         best = largest_passing(rows, setup)
         lines.append(

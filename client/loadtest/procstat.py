@@ -27,6 +27,12 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
+def process_cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process (all its threads), in seconds."""
+    fields = _stat_fields(pid)
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
 def process_rss_bytes(pid: int) -> int:
     return int((PROC / str(pid) / "statm").read_text().split()[1]) * PAGE_BYTES
 
