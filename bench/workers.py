@@ -30,7 +30,7 @@ dropped socket, wait 0.5 s (doubling up to 5 s per failed attempt) and join agai
 A's address. Timed from the kill: the socket drop, the welcome, receiving the camera and
 microphone of everyone who stayed, and the meeting whole again (everyone receives everyone).
 
-    .venv/bin/python -m bench.workers [--ks 2,4,6,8,10] [--window 10] [--repeats 3]
+    .venv/bin/python -m bench.workers [--ks 2,4,6,8,10] [--window 10] [--repeats 3] [--people 6]
 """
 
 from __future__ import annotations
@@ -782,7 +782,9 @@ def summary(result: dict[str, Any]) -> str:
 
 
 def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]:
-    p = argparse.ArgumentParser(prog="python -m bench.workers", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.workers", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--ks", default="2,4,6,8,10", help="participant counts (even), in order")
     p.add_argument(
         "--people", type=int, default=6, help="node kill: people, half per node (0 skips it)"
@@ -799,6 +801,8 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]:
         "disturbed",
         stop_below="stop after a K whose worst stream got less than this share of the frames",
     )
+    # shorter than bench.capacity's: each window needs the bots to join a fresh meeting
+    p.set_defaults(window=10.0, warmup=3.0, quiet_wait=30.0)
     add_server_options(
         p,
         server_source="run the workers from this checkout",
