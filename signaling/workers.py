@@ -12,15 +12,18 @@ The parent process migrates the database once, starts the workers, restarts one 
 the signal on and waits for them to drain (`signaling.drain`: each stops listening, hands its
 recordings over, and tells its clients to reconnect, which they do on another node). A
 SIGTERM sent to one worker alone drains that worker only: its people move to the others and
-a fresh worker takes its place, a restart with nobody dropped.
+a fresh worker takes its place, a restart with nobody dropped. A supervisor killed outright
+takes its workers with it (each drains on its parent's death, `_follow`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -30,6 +33,7 @@ from signaling.config import ConfigError, Settings
 
 log = logging.getLogger("tertulia")
 RESTART_PAUSE_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 STOP_GRACE_SECONDS = 20.0
 
 
@@ -49,6 +53,24 @@ def worker_count(settings: Settings, asked: int | None) -> int:
     return asked
 
 
+def _worker(run_worker: Callable[[int], None], index: int, supervisor: int) -> None:
+    """A worker process: it drains and exits with its supervisor, however that ends (a
+    supervisor killed outright must not leave unsupervised workers holding the port)."""
+    _follow(supervisor)
+    run_worker(index)
+
+
+def _follow(supervisor: int) -> None:
+    """SIGTERM (the worker's drain) when the supervisor dies: Linux's PR_SET_PDEATHSIG; and
+    at once if it died before that was set (this process was re-parented already)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+    if os.getppid() != supervisor:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def supervise(count: int, run_worker: Callable[[int], None]) -> int:
     """Run `run_worker(index)` in `count` processes until SIGTERM/SIGINT; returns the exit code."""
     context = multiprocessing.get_context("spawn")
@@ -56,7 +78,9 @@ def supervise(count: int, run_worker: Callable[[int], None]) -> int:
     stopping = False
 
     def start(index: int) -> None:
-        process = context.Process(target=run_worker, args=(index,), name=f"tertulia-worker-{index}")
+        process = context.Process(
+            target=_worker, args=(run_worker, index, os.getpid()), name=f"tertulia-worker-{index}"
+        )
         process.start()
         processes[index] = process
         log.info("worker %d started (pid %s)", index, process.pid)

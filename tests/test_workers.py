@@ -264,3 +264,24 @@ async def test_sigterm_drains_a_worker_and_its_recording_goes_on(server, prefix,
     server.stop()
     assert server.process is not None and server.process.returncode == 0
     await until(lambda: live_workers(prefix) == [], 10, "the workers' leases to go")
+
+
+async def test_workers_go_with_a_supervisor_killed_outright(server, prefix):
+    """SIGKILL to the supervisor: its workers drain and exit (none is left unsupervised,
+    holding the port), and their leases go with them."""
+    await asyncio.to_thread(server.start)
+    await until(lambda: len(live_workers(prefix)) == 2, 30, "two workers in Redis")
+    pids = [int(worker.split(":")[1]) for worker in live_workers(prefix)]
+    assert server.process is not None
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(timeout=10)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    await until(lambda: all(gone(pid) for pid in pids), 30, "the workers to exit")
+    await until(lambda: live_workers(prefix) == [], 10, "the workers' leases to go")
