@@ -396,7 +396,7 @@ class PipeIn:
         if level is not None:
             packet.extensions.audio_level = (level >= 0x80, level & 0x7F)
         publication = self.publication
-        if not (publication.outputs or publication.frame_outputs) and publication.kind == "video":
+        if publication.kind == "video" and not publication.wanted:
             now = time.monotonic()  # nobody here uses it: tell the origin (again)
             if now - self._idle_said >= IDLE_REPEAT_S:
                 self._demand(False)
